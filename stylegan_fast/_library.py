@@ -1,0 +1,172 @@
+"""torch.library plumbing shared by every op: the namespace, schema definition, the compiled
+extension ``stylegan_fast._C`` (and why it is missing, if it is), the output-layout rule the
+fake functions share with the kernels, and the generic higher-order backward.
+
+Schemas live in Python (each op's ``registration.py``) so they exist whether or not ``_C`` is
+built; ``_C`` only adds kernels to them with ``TORCH_LIBRARY_IMPL``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+NAMESPACE = "stylegan_fast"
+
+
+def define(name: str, schema: str):
+    """Defines ``stylegan_fast::<name>`` with ``schema`` ("(Tensor x, ...) -> Tensor") and
+    returns its overload ``torch.ops.stylegan_fast.<name>.default``."""
+    torch.library.define(f"{NAMESPACE}::{name}", schema)
+    return getattr(getattr(torch.ops, NAMESPACE), name).default
+
+
+def has_kernel(op_name: str, dispatch_key: str) -> bool:
+    """Whether ``stylegan_fast::<op_name>`` has a kernel for ``dispatch_key`` ("CPU", "CUDA")."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key(f"{NAMESPACE}::{op_name}", dispatch_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled extension
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtensionStatus:
+    loaded: bool
+    reason: str  # why it is not loaded ("" when it is)
+    build_info: dict
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
+
+
+def _load_extension() -> ExtensionStatus:
+    if _env_flag("STYLEGAN_FAST_DISABLE_EXTENSION"):
+        return ExtensionStatus(False, "disabled by STYLEGAN_FAST_DISABLE_EXTENSION=1", {})
+    package_dir = Path(__file__).parent
+    if importlib.util.find_spec(f"{__package__}._C") is None:
+        return ExtensionStatus(
+            False,
+            "it was not built (reinstall with `pip install --no-build-isolation .`)",
+            {},
+        )
+    info_path = package_dir / "_build_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    built_for = info.get("torch_version")
+    if built_for is not None and built_for != torch.__version__:
+        return ExtensionStatus(
+            False,
+            f"it was built against torch {built_for} but torch {torch.__version__} is running; "
+            "rebuild it with `pip install --no-build-isolation --force-reinstall .`",
+            info,
+        )
+    try:
+        importlib.import_module(f"{__package__}._C")
+    except Exception as exc:  # an ABI mismatch surfaces as ImportError or OSError
+        return ExtensionStatus(False, f"it failed to load: {exc}", info)
+    return ExtensionStatus(True, "", info)
+
+
+EXTENSION = _load_extension()
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout rule shared by kernels (csrc/common.h: kernel_memory_format) and fake functions
+
+
+def kernel_memory_format(x: torch.Tensor) -> torch.memory_format:
+    """The memory format a kernel computes in and returns for input ``x``: channels_last
+    stays channels_last; contiguous, sliced and transposed inputs give contiguous outputs."""
+    if (
+        x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def empty_like_kernel(x: torch.Tensor, memory_format: torch.memory_format | None = None):
+    """An empty tensor shaped like ``x`` in the layout a kernel returns for ``x``."""
+    fmt = kernel_memory_format(x) if memory_format is None else memory_format
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device).contiguous(memory_format=fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Higher-order backward through the reference
+
+
+def reference_backward_of_backward(
+    reference: Callable[..., torch.Tensor | Sequence[torch.Tensor]],
+    primals: Sequence[torch.Tensor | None],
+    grad_outputs: Sequence[torch.Tensor | None],
+    grads_of_grads: Sequence[torch.Tensor | None],
+) -> tuple[torch.Tensor | None, ...]:
+    """Backward of an op's first backward, computed by differentiating the reference twice.
+
+    Let ``out = reference(*primals)`` and ``g = vjp(out, primals, grad_outputs)``. Given the
+    gradients ``grads_of_grads`` flowing into ``g`` (one per primal, ``None`` for none), this
+    returns the gradients with respect to ``(*grad_outputs, *primals)``. Fast kernels serve the
+    forward and first backward; this serves every order above that, in plain torch, so it is
+    itself differentiable (the graph is kept when grad mode is on, i.e. for third order).
+    ``None`` primals (absent optional inputs) are passed through as ``None``.
+    """
+    keep_graph = torch.is_grad_enabled()
+    result: list[torch.Tensor | None] = [None] * (len(grad_outputs) + len(primals))
+    with torch.enable_grad():
+
+        def as_input(t):
+            # Partial derivatives, not total ones: a saved dy may itself depend on x. A view is
+            # a fresh entry point whose history still reaches the caller's graph, so results
+            # stay differentiable (third order); a tensor without grad becomes a new leaf.
+            if t is None:
+                return None
+            if t.requires_grad:
+                return t.view_as(t)
+            return t.detach().requires_grad_(True)
+
+        prim = [as_input(p) for p in primals]
+        gouts = [as_input(g) for g in grad_outputs]
+        outs = reference(*prim)
+        outs = (outs,) if isinstance(outs, torch.Tensor) else tuple(outs)
+        out_slots = [
+            i for i, (o, g) in enumerate(zip(outs, gouts)) if g is not None and o.requires_grad
+        ]
+        prim_slots = [j for j, p in enumerate(prim) if p is not None]
+        if not out_slots or not prim_slots:
+            return tuple(result)
+        first = torch.autograd.grad(
+            [outs[i] for i in out_slots],
+            [prim[j] for j in prim_slots],
+            [gouts[i] for i in out_slots],
+            create_graph=True,
+            allow_unused=True,
+        )
+        pairs = [
+            (g, grads_of_grads[j])
+            for g, j in zip(first, prim_slots)
+            if g is not None and g.requires_grad and grads_of_grads[j] is not None
+        ]
+        if not pairs:
+            return tuple(result)
+        wrt = [gouts[i] for i in out_slots] + [prim[j] for j in prim_slots]
+        second = torch.autograd.grad(
+            [g for g, _ in pairs],
+            wrt,
+            [gg for _, gg in pairs],
+            create_graph=keep_graph,
+            allow_unused=True,
+        )
+    for k, i in enumerate(out_slots):
+        result[i] = second[k]
+    for k, j in enumerate(prim_slots):
+        result[len(grad_outputs) + j] = second[len(out_slots) + k]
+    return tuple(result)
