@@ -3,7 +3,8 @@ behind the same call; see ``stylegan_fast._backend`` for how ``impl`` is resolve
 
 from .. import _backend
 from .bias_act import bias_act
+from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
 _backend.freeze()
 
-__all__ = ["bias_act"]
+__all__ = ["bias_act", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upsample2d"]
