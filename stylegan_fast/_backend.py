@@ -168,12 +168,12 @@ def resolve(
     raise AssertionError("the reference backend always serves")  # pragma: no cover
 
 
-def describe(op_name: str, device: torch.device, op_reasons=None) -> str:
+def describe(op_name: str, device: torch.device, op_reasons=None, indent: str = "  ") -> str:
     """One line per backend: 'available' or the reason it cannot serve."""
     lines = []
     for backend in BACKENDS:
         reason = _reason(op_name, backend, device, op_reasons)
-        lines.append(f"  {backend}: {'available' if reason is None else reason}")
+        lines.append(f"{indent}{backend}: {'available' if reason is None else reason}")
     return "\n".join(lines)
 
 
