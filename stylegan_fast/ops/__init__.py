@@ -2,8 +2,9 @@
 behind the same call; see ``stylegan_fast._backend`` for how ``impl`` is resolved."""
 
 from .. import _backend
+from .adain import adain
 from .bias_act import bias_act
 
 _backend.freeze()
 
-__all__ = ["bias_act"]
+__all__ = ["adain", "bias_act"]
