@@ -110,6 +110,8 @@ struct Forward {
   Planes p;
   // Per chunk and channel: the chunk's mean and sum of squared deviations from it.
   std::vector<acc_t> chunk_mean, chunk_m2;
+  // scale and bias in the accumulation type, [N, C].
+  std::vector<acc_t> style_scale, style_bias;
 
   void chunk_moments(int64_t g, int64_t j) {
     const int64_t s0 = p.chunk_begin(j), s1 = p.chunk_end(j);
@@ -191,19 +193,16 @@ struct Forward {
     const int64_t offset = g * p.pixels * C;
     const acc_t* m = mean + g * C;
     const acc_t* r = rstd + g * C;
+    const acc_t* sc = style_scale.data() + g * C;
+    const acc_t* bi = style_bias.data() + g * C;
     if (p.planar()) {
-      const acc_t mg = m[0], rg = r[0], sg = acc_t(scale[g]), bg = acc_t(bias[g]);
+      const acc_t mg = m[0], rg = r[0], sg = sc[0], bg = bi[0];
       const scalar_t* xg = x + offset;
       scalar_t* yg = y + offset;
       for (int64_t i = s0; i < s1; ++i) {
         yg[i] = static_cast<scalar_t>((acc_t(xg[i]) - mg) * rg * sg + bg);
       }
       return;
-    }
-    std::vector<acc_t> sc(C), bi(C);
-    for (int64_t c = 0; c < C; ++c) {
-      sc[c] = acc_t(scale[g * C + c]);
-      bi[c] = acc_t(bias[g * C + c]);
     }
     for (int64_t s = s0; s < s1; ++s) {
       const scalar_t* row = x + offset + s * C;
@@ -217,6 +216,8 @@ struct Forward {
   void run() {
     chunk_mean.assign(p.groups * p.chunks * p.channels, acc_t(0));
     chunk_m2.assign(p.groups * p.chunks * p.channels, acc_t(0));
+    style_scale.assign(scale, scale + p.groups * p.channels);
+    style_bias.assign(bias, bias + p.groups * p.channels);
     // A group in one chunk is normalised by the task that measured it, while still in cache.
     const bool fused = p.chunks == 1;
     parallel_chunks(p, [&](int64_t g, int64_t j) {
@@ -408,9 +409,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_fwd_cpu(const at::Tensor& x
                         mean.mutable_data_ptr<acc_t>(),
                         rstd.mutable_data_ptr<acc_t>(),
                         acc_t(eps),
-                        describe(xc, format),
-                        {},
-                        {}};
+                        describe(xc, format)};
     f.run();
   });
   return {y, mean, rstd};
@@ -459,12 +458,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cpu(const at::Tensor& d
                          compute_dx ? dx.mutable_data_ptr<scalar_t>() : nullptr,
                          compute_dscale ? dscale.mutable_data_ptr<scalar_t>() : nullptr,
                          compute_dbias ? dbias.mutable_data_ptr<scalar_t>() : nullptr,
-                         describe(xc, format),
-                         {},
-                         {},
-                         {},
-                         {},
-                         {}};
+                         describe(xc, format)};
     b.run();
   });
   return {dx, dscale, dbias};
