@@ -182,8 +182,10 @@ struct Forward {
         m2 += chunk_m2[at] + delta * delta * (n * (nb / merged));
         n = merged;
       }
+      // The correction term can round the variance of a constant plane below zero.
+      const acc_t var = m2 < acc_t(0) ? acc_t(0) : m2 / acc_t(p.pixels);
       mean[g * C + c] = m;
-      rstd[g * C + c] = acc_t(1) / std::sqrt(m2 / acc_t(p.pixels) + eps);
+      rstd[g * C + c] = acc_t(1) / std::sqrt(var + eps);
     }
   }
 
