@@ -2,9 +2,10 @@
 behind the same call; see ``stylegan_fast._backend`` for how ``impl`` is resolved."""
 
 from .. import _backend
+from .adain import adain
 from .bias_act import bias_act
 from .noise_injection import noise_injection
 
 _backend.freeze()
 
-__all__ = ["bias_act", "noise_injection"]
+__all__ = ["adain", "bias_act", "noise_injection"]
