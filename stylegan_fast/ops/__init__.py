@@ -3,7 +3,8 @@ behind the same call; see ``stylegan_fast._backend`` for how ``impl`` is resolve
 
 from .. import _backend
 from .bias_act import bias_act
+from .layer_epilogue import layer_epilogue
 
 _backend.freeze()
 
-__all__ = ["bias_act"]
+__all__ = ["bias_act", "layer_epilogue"]
