@@ -4,8 +4,9 @@ behind the same call; see ``stylegan_fast._backend`` for how ``impl`` is resolve
 from .. import _backend
 from .adain import adain
 from .bias_act import bias_act
+from .layer_epilogue import layer_epilogue
 from .noise_injection import noise_injection
 
 _backend.freeze()
 
-__all__ = ["adain", "bias_act", "noise_injection"]
+__all__ = ["adain", "bias_act", "layer_epilogue", "noise_injection"]
