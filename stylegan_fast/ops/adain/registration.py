@@ -100,7 +100,7 @@ def _register(suffix: str) -> Kernels:
         )
         return grad_dy, grad_x, grad_scale, None, None, None
 
-    torch.library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
+    _library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
     torch.library.register_autograd(bwd, bwd_backward, setup_context=bwd_setup)
     return Kernels(fwd=fwd, bwd=bwd)
 

@@ -129,7 +129,7 @@ def _register(suffix: str) -> Kernels:
         # mean, rstd (not differentiable), alpha, gain, output_mask
         return grad_dy, *grad_primals, None, None, None, None, None
 
-    torch.library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
+    _library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
     torch.library.register_autograd(bwd, bwd_backward, setup_context=bwd_setup)
     return Kernels(fwd=fwd, bwd=bwd)
 

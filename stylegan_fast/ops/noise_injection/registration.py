@@ -97,7 +97,7 @@ def _register(suffix: str) -> Kernels:
             _, grad_strength = bwd(dy, grad_dnoise, strength, False, True)
         return grad_dy, grad_noise, grad_strength, None, None
 
-    torch.library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
+    _library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
     torch.library.register_autograd(bwd, bwd_backward, setup_context=bwd_setup)
     return Kernels(fwd=fwd, bwd=bwd)
 
