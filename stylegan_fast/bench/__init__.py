@@ -11,9 +11,11 @@ from pathlib import Path
 
 import torch
 
-from . import bias_act, harness
+from . import adain, bias_act, harness, layer_epilogue, noise_injection
 
-BENCHES = {b.op: b for b in (bias_act.BENCH,)}
+BENCHES = {
+    b.op: b for b in (bias_act.BENCH, noise_injection.BENCH, adain.BENCH, layer_epilogue.BENCH)
+}
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..ops import bias_act
-from .harness import OpBench
+from .harness import OpBench, nbytes
 from .shapes import layer_shapes
 
 
@@ -21,8 +21,7 @@ def _call(inputs, impl):
 
 
 def _min_bytes(inputs, out, mode):
-    x, b = inputs
-    xb, bb = x.numel() * x.element_size(), b.numel() * b.element_size()
+    xb, bb = (nbytes(t) for t in inputs)
     if mode == "fwd":
         return 2 * xb + bb  # read x and b, write y
     if mode == "fwd+bwd":
