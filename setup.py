@@ -38,7 +38,10 @@ def _extension_setup():
         and CUDA_HOME is not None
         and not _truthy("STYLEGAN_FAST_NO_CUDA")
     )
-    cxx_flags = ["-O3", "-std=c++20"]
+    # No code here reads FP exception flags or errno, and without these GCC will not turn
+    # selects like `v > 0 ? v : v * alpha` into vector blends (it may not execute the multiply
+    # speculatively): leaky ReLU ran 20x slower than ReLU (4.7 vs 0.23 ms per 1M floats).
+    cxx_flags = ["-O3", "-std=c++20", "-fno-trapping-math", "-fno-math-errno"]
     if sys.platform.startswith("linux"):
         # Compile-only: at::parallel_for is serial without it. The GOMP symbols resolve at load
         # time from the runtime torch already loaded, so torch.set_num_threads applies to us too

@@ -57,8 +57,15 @@ _WARNED: set[tuple[str, str, str]] = set()
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 
+_IMPL_ENV: dict[str, str] = {}  # op -> its STYLEGAN_FAST_IMPL_<OP> variable's name
+_AUTO_ORDER: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
 def register(op: OpKernels) -> None:
     _OPS[op.name] = op
+    _IMPL_ENV[op.name] = f"STYLEGAN_FAST_IMPL_{op.name.upper()}"
+    _AUTO_ORDER[(op.name, "cpu")] = (*op.cpu_preference, "ref")
+    _AUTO_ORDER[(op.name, "cuda")] = (*op.cuda_preference, "ref")
 
 
 def _static_reason(op: OpKernels, backend: str, device_type: str) -> str | None:
@@ -123,20 +130,16 @@ def _interpreting() -> bool:
 def requested_impl(op_name: str, impl: str) -> str:
     """The impl asked for: the argument, else STYLEGAN_FAST_IMPL_<OP>, else STYLEGAN_FAST_IMPL."""
     if impl == "auto":
-        impl = os.environ.get(f"STYLEGAN_FAST_IMPL_{op_name.upper()}", "") or os.environ.get(
-            "STYLEGAN_FAST_IMPL", "auto"
-        )
+        env = os.environ
+        impl = env.get(_IMPL_ENV[op_name]) or env.get("STYLEGAN_FAST_IMPL") or "auto"
     if impl not in IMPLS:
         raise ValueError(f"{op_name}: impl must be one of {IMPLS}, got {impl!r}")
     return impl
 
 
 def auto_order(op_name: str, device_type: str) -> tuple[str, ...]:
-    if device_type == "cpu":
-        return (*_OPS[op_name].cpu_preference, "ref")
-    if device_type == "cuda":
-        return (*_OPS[op_name].cuda_preference, "ref")
-    return ("ref",)
+    """The backends impl="auto" tries, in order, for ``device_type`` tensors."""
+    return _AUTO_ORDER.get((op_name, device_type), ("ref",))
 
 
 def resolve(
@@ -168,12 +171,12 @@ def resolve(
     raise AssertionError("the reference backend always serves")  # pragma: no cover
 
 
-def describe(op_name: str, device: torch.device, op_reasons=None) -> str:
+def describe(op_name: str, device: torch.device, op_reasons=None, indent: str = "  ") -> str:
     """One line per backend: 'available' or the reason it cannot serve."""
     lines = []
     for backend in BACKENDS:
         reason = _reason(op_name, backend, device, op_reasons)
-        lines.append(f"  {backend}: {'available' if reason is None else reason}")
+        lines.append(f"{indent}{backend}: {'available' if reason is None else reason}")
     return "\n".join(lines)
 
 

@@ -2,9 +2,22 @@
 behind the same call; see ``stylegan_fast._backend`` for how ``impl`` is resolved."""
 
 from .. import _backend
+from .adain import adain
 from .bias_act import bias_act
+from .layer_epilogue import layer_epilogue
+from .noise_injection import noise_injection
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
 _backend.freeze()
 
-__all__ = ["bias_act", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upsample2d"]
+__all__ = [
+    "adain",
+    "bias_act",
+    "downsample2d",
+    "filter2d",
+    "layer_epilogue",
+    "noise_injection",
+    "setup_filter",
+    "upfirdn2d",
+    "upsample2d",
+]

@@ -47,6 +47,8 @@ def check_shape(op: str, name: str, value: torch.Tensor, expected: list[int], me
 
 def check_number(op: str, name: str, value, allow_none: bool = False) -> float | None:
     """A real number (int or float), returned as float; None passes when allowed."""
+    if type(value) is float:  # the common case, without the ABC check's cost
+        return value
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -55,6 +57,8 @@ def check_number(op: str, name: str, value, allow_none: bool = False) -> float |
 
 
 def check_int(op: str, name: str, value) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
     return int(value)

@@ -93,7 +93,7 @@ def _register(suffix: str) -> Kernels:
         grad_dy, _ = bwd(grad, x, b, dim, act, alpha, gain, clamp, False)
         return grad_dy, None, None, *none_tail
 
-    torch.library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
+    _library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
     torch.library.register_autograd(bwd, bwd_backward, setup_context=bwd_setup)
     return Kernels(fwd=fwd, bwd=bwd)
 

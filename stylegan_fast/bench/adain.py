@@ -1,0 +1,35 @@
+"""adain benchmark: instance norm + per-sample style scale and bias."""
+
+from __future__ import annotations
+
+import torch
+
+from ..ops import adain
+from .harness import OpBench, nbytes
+from .shapes import layer_shapes
+
+
+def _make_inputs(shape, dtype, device, generator):
+    n, c = shape[:2]
+    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+    scale = (1 + torch.randn(n, c, generator=generator)).to(device=device, dtype=dtype)
+    bias = torch.randn(n, c, generator=generator).to(device=device, dtype=dtype)
+    return [x.requires_grad_(), scale.requires_grad_(), bias.requires_grad_()]
+
+
+def _call(inputs, impl):
+    x, scale, bias = inputs
+    return adain(x, scale, bias, impl=impl)
+
+
+def _min_bytes(inputs, out, mode):
+    x, scale, bias = (nbytes(t) for t in inputs)
+    fwd = 2 * x + scale + bias  # read x, scale, bias; write y
+    if mode == "fwd":
+        return fwd
+    if mode == "fwd+bwd":
+        return fwd + 3 * x + 2 * (scale + bias)  # read dy, x, scale; write dx, dscale, dbias
+    return None
+
+
+BENCH = OpBench("adain", _make_inputs, _call, _min_bytes, layer_shapes)

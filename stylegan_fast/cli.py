@@ -1,0 +1,106 @@
+"""The ``stylegan-fast`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+
+import torch
+
+ENVIRONMENT_VARIABLES = {
+    "STYLEGAN_FAST_IMPL": "default impl for every op: auto, ref, cpp, cuda or triton",
+    "STYLEGAN_FAST_IMPL_<OP>": "impl for one op, e.g. STYLEGAN_FAST_IMPL_BIAS_ACT=ref",
+    "STYLEGAN_FAST_DISABLE_EXTENSION": "1: do not load stylegan_fast._C (reference/Triton only)",
+    "STYLEGAN_FAST_POISON_OUTPUTS": "1: kernels fill outputs with NaN before writing (debugging)",
+    "TRITON_INTERPRET": "1: run Triton kernels on CPU tensors (set before importing triton)",
+}
+
+
+def info(_args: argparse.Namespace) -> int:
+    """Versions, the extension's state, and which backend serves each op on CPU and CUDA."""
+    import stylegan_fast
+    from stylegan_fast import _backend, _library
+
+    print(f"stylegan_fast {stylegan_fast.__version__}")
+    print(f"python        {platform.python_version()} ({sys.executable})")
+    print(f"torch         {torch.__version__} (CUDA {torch.version.cuda or 'none'})")
+    try:
+        import triton
+
+        print(f"triton        {triton.__version__}")
+    except ImportError:
+        print("triton        not installed")
+    cuda = torch.cuda.is_available()
+    print(f"CUDA device   {torch.cuda.get_device_name(0) if cuda else 'none available'}")
+    print(f"CPU threads   {torch.get_num_threads()}")
+    ext = _library.EXTENSION
+    if ext.loaded:
+        info = ext.build_info
+        cuda_note = "with CUDA kernels" if info.get("with_cuda") else "CPU kernels only"
+        print(
+            f"extension     stylegan_fast._C loaded ({cuda_note}; built against torch "
+            f"{info.get('torch_version', '?')})"
+        )
+    else:
+        print(f"extension     stylegan_fast._C not loaded: {ext.reason}")
+    print()
+    for device_type in ("cpu", "cuda"):
+        device = torch.device(device_type)
+        print(
+            f"ops on {device_type} tensors (impl='auto' picks the first available of "
+            "its preference order):"
+        )
+        for op in _backend.registered_ops():
+            order = _backend.auto_order(op, device_type)
+            chosen = next(b for b in order if b in _backend.available_backends(op, device))
+            print(f"  {op}: auto -> {chosen}   (order: {', '.join(order)})")
+            print(_backend.describe(op, device, indent="      "))
+        print()
+    print("environment variables:")
+    for name, meaning in ENVIRONMENT_VARIABLES.items():
+        value = os.environ.get(name)
+        print(f"  {name:32s} {meaning}" + (f"  [set: {value}]" if value is not None else ""))
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from stylegan_fast import bench as op_bench
+
+    op_bench.run_from_args(args, "stylegan-fast " + " ".join(shlex.quote(a) for a in args.argv))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stylegan-fast",
+        description="Fused StyleGAN kernels: inspect backends, benchmark ops.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = commands.add_parser("info", help="versions, extension state, backend per op and why")
+    p.set_defaults(func=info)
+    p = commands.add_parser("bench", help="time the ops against eager and torch.compile")
+    from stylegan_fast import bench as op_bench
+
+    op_bench.add_arguments(p)
+    p.set_defaults(func=bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except (ValueError, NotImplementedError) as exc:
+        # Bad arguments get one clear line, not a traceback.
+        print(f"stylegan-fast {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
