@@ -64,8 +64,8 @@ def upfirdn2d(
     out_h = (H * upy + pady0 + pady1 - fh) // downy + 1
     out_w = (W * upx + padx0 + padx1 - fw) // downx + 1
     channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    if C == 0:  # a depthwise convolution needs at least one group
-        return x.new_zeros([N, C, out_h, out_w])
+    if C == 0:  # a depthwise convolution needs at least one group; a reshape keeps the graph
+        return x.reshape(N, C, out_h, out_w)
 
     # 1. Zero insertion: each sample becomes a [upy, upx] block with the sample at its top left.
     if upx > 1 or upy > 1:
