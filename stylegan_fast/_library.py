@@ -110,6 +110,32 @@ def empty_like_kernel(x: torch.Tensor, memory_format: torch.memory_format | None
     return torch.empty(x.shape, dtype=x.dtype, device=x.device).contiguous(memory_format=fmt)
 
 
+def poison_outputs() -> bool:
+    """Whether kernels NaN-fill their outputs before writing them (STYLEGAN_FAST_POISON_OUTPUTS=1,
+    which the test suite sets): an element a kernel forgets to write then fails parity."""
+    return os.environ.get("STYLEGAN_FAST_POISON_OUTPUTS", "") == "1"
+
+
+def new_output(
+    shape: Sequence[int],
+    like: torch.Tensor,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """An output buffer for a Python-launched kernel (Triton), the mirror of
+    ``csrc/common.h: new_output``: on ``like``'s device, in ``dtype`` (default ``like``'s), in
+    ``memory_format``, NaN-filled when outputs are poisoned (floating dtypes only)."""
+    out = torch.empty(
+        tuple(shape),
+        dtype=like.dtype if dtype is None else dtype,
+        device=like.device,
+        memory_format=memory_format,
+    )
+    if out.is_floating_point() and poison_outputs():
+        out.fill_(float("nan"))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Higher-order backward through the reference
 
