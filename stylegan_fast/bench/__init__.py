@@ -11,10 +11,18 @@ from pathlib import Path
 
 import torch
 
-from . import adain, bias_act, harness, layer_epilogue, noise_injection
+from . import adain, bias_act, harness, layer_epilogue, noise_injection, upfirdn2d
 
 BENCHES = {
-    b.op: b for b in (bias_act.BENCH, noise_injection.BENCH, adain.BENCH, layer_epilogue.BENCH)
+    b.op: b
+    for b in (
+        bias_act.BENCH,
+        noise_injection.BENCH,
+        adain.BENCH,
+        layer_epilogue.BENCH,
+        upfirdn2d.UPSAMPLE,
+        upfirdn2d.DOWNSAMPLE,
+    )
 }
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -44,6 +44,9 @@ class OpBench:
     min_bytes: Callable
     # Labelled shapes; the label is what tables show (e.g. "512x32" for C x H).
     shapes: Callable[[int, bool], list[tuple[str, tuple]]]
+    # The registered op whose backends are timed, when the benchmark's name differs from it
+    # (upsample2d and downsample2d both time the upfirdn2d kernels).
+    backend_op: str | None = None
 
 
 @dataclasses.dataclass
@@ -163,7 +166,7 @@ def run(
             grad_outs = [
                 torch.randn(first_out.shape, generator=gen).to(first_out) for _ in range(3)
             ]
-            for provider in providers_for(bench.op, device, providers):
+            for provider in providers_for(bench.backend_op or bench.op, device, providers):
                 call = _provider_call(bench, provider)
                 for mode in modes:
                     nbytes = bench.min_bytes(input_sets[0], first_out, mode)
