@@ -248,6 +248,61 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_epilogue_autograd(
   return {out[0], out[1], out[2]};
 }
 
+// ---------------------------------------------------------------------------------------------
+// upfirdn2d: linear in x, and its adjoint is upfirdn2d again (up and down swapped, taps
+// reversed, padding mirrored; see registration.py: adjoint_params, whose formula this repeats).
+// The backward calls the forward op, through this autograd when a graph is built, so every
+// order of derivative in x is a kernel call. f is a constant to the kernels: no gradient.
+
+using UpfirdnFwd = at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t,
+                              int64_t, int64_t, int64_t, int64_t, int64_t, bool, double);
+
+class Upfirdn2d : public torch::autograd::Function<Upfirdn2d> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& f,
+                            int64_t upx, int64_t upy, int64_t downx, int64_t downy,
+                            int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1,
+                            bool flip_filter, double gain) {
+    static const auto op = find_op<UpfirdnFwd>("stylegan_fast::upfirdn2d_fwd");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto y = op.call(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter,
+                     gain);
+    ctx->save_for_backward({f});
+    const int64_t fh = f.size(0), fw = f.size(f.dim() - 1);
+    const int64_t in_h = x.size(2), in_w = x.size(3), out_h = y.size(2), out_w = y.size(3);
+    // The adjoint's parameters: down and up swapped, the first pad taps - pad0 - 1, the second
+    // the one that makes the adjoint's output exactly the input's size.
+    ctx->saved_data["params"] = std::vector<int64_t>{
+        downx, downy, upx, upy, fw - padx0 - 1, in_w * upx - out_w * downx + padx0 - upx + 1,
+        fh - pady0 - 1, in_h * upy - out_h * downy + pady0 - upy + 1};
+    ctx->saved_data["flip_filter"] = !flip_filter;
+    ctx->saved_data["gain"] = gain;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op = find_op<UpfirdnFwd>("stylegan_fast::upfirdn2d_fwd");
+    variable_list result(12);
+    if (!ctx->needs_input_grad(0)) return result;
+    const auto f = ctx->get_saved_variables()[0];
+    const auto p = ctx->saved_data["params"].toIntVector();
+    // Through the dispatcher with autograd on when a graph is built: the adjoint's own
+    // backward (this class again) serves the next order.
+    result[0] = call_backward_op(op, grads[0], f, p[0], p[1], p[2], p[3], p[4], p[5], p[6],
+                                 p[7], ctx->saved_data["flip_filter"].toBool(),
+                                 ctx->saved_data["gain"].toDouble());
+    return result;
+  }
+};
+
+at::Tensor upfirdn2d_autograd(const at::Tensor& x, const at::Tensor& f, int64_t upx,
+                              int64_t upy, int64_t downx, int64_t downy, int64_t padx0,
+                              int64_t padx1, int64_t pady0, int64_t pady1, bool flip_filter,
+                              double gain) {
+  return Upfirdn2d::apply(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter,
+                          gain);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(stylegan_fast, Autograd, m) {
@@ -255,6 +310,7 @@ TORCH_LIBRARY_IMPL(stylegan_fast, Autograd, m) {
   m.impl("noise_injection_fwd", &noise_injection_autograd);
   m.impl("adain_fwd", &adain_autograd);
   m.impl("layer_epilogue_fwd", &layer_epilogue_autograd);
+  m.impl("upfirdn2d_fwd", &upfirdn2d_autograd);
 }
 
 }  // namespace stylegan_fast

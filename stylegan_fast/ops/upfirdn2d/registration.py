@@ -86,7 +86,7 @@ def _register(suffix: str) -> Kernels:
         dx = fwd(dy, f, *up, *down, *padding, flip_filter, ctx.gain)
         return dx, *none_tail
 
-    torch.library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
+    _library.register_autograd(fwd, fwd_backward, fwd_setup)
     return Kernels(fwd=fwd)
 
 
