@@ -332,7 +332,8 @@ def append_csv(path: Path, rows: Sequence[Row], env: dict, copy_gbps: float) -> 
             record["copy_gbps"] = round(copy_gbps, 1)
             for key in ("median_us", "gbps", "pct_of_copy", "peak_mem_mib"):
                 if record[key] is not None:
-                    record[key] = round(record[key], 2)
+                    # Significant digits, not decimals: a slow CPU row's GB/s is below 0.01.
+                    record[key] = float(f"{record[key]:.4g}")
             writer.writerow(record)
 
 

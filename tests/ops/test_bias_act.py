@@ -71,6 +71,11 @@ def test_defaults_follow_nvlabs():
     assert ACTIVATIONS["lrelu"].default_gain == pytest.approx(math.sqrt(2))
     assert ACTIVATIONS["relu"].default_gain == pytest.approx(math.sqrt(2))
     assert ACTIVATIONS["linear"].default_gain == 1
+    # NVlabs' table: sqrt(2) for relu, lrelu and swish, 1 for every other activation.
+    for act, spec in ACTIVATIONS.items():
+        expected = math.sqrt(2) if act in ("relu", "lrelu", "swish") else 1.0
+        assert spec.default_gain == pytest.approx(expected), act
+    assert ACTIVATIONS["elu"].default_alpha == 1.0
     x = torch.tensor([-1.0, 2.0], dtype=torch.float64)
     assert torch.allclose(
         bias_act(x, act="lrelu", dim=0), torch.tensor([-0.2, 2.0]).double() * 2**0.5

@@ -41,7 +41,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "elu": Activation(lambda v, alpha: F.elu(v, alpha), 1.0, 1.0, False),
     "selu": Activation(lambda v, alpha: F.selu(v), 0.0, 1.0, False),
     "softplus": Activation(lambda v, alpha: F.softplus(v), 0.0, 1.0, False),
-    "swish": Activation(lambda v, alpha: v * torch.sigmoid(v), 0.0, 1.0, False),
+    "swish": Activation(lambda v, alpha: v * torch.sigmoid(v), 0.0, math.sqrt(2), False),
 }
 
 
