@@ -6,7 +6,7 @@ with plain torch written from the math (same weights): outputs, parameter gradie
 double backward must match, float64 tightly and float32 within 1e-5 relative, on every CPU
 backend."""
 
-import copy
+import functools
 import math
 from types import SimpleNamespace
 
@@ -392,28 +392,36 @@ def _run(model, inputs, dtype):
 
 
 def _backends():
-    """Every backend implemented on CPU for either op; per op, the env setting that selects
-    it (an op without that backend keeps impl='auto')."""
+    """Every backend implemented on CPU for either op -> the op(s) it is selected for (an op
+    without that backend keeps impl='auto')."""
     ops = ("bias_act", "upfirdn2d")
-    names = {b: None for op in ops for b in testing.implemented_backends(op, "cpu")}
-    return [
-        (b, {op: b for op in ops if b in testing.implemented_backends(op, "cpu")}) for b in names
-    ]
+    implemented = {op: testing.implemented_backends(op, "cpu") for op in ops}
+    backends = dict.fromkeys(b for op in ops for b in implemented[op])
+    return {b: [op for op in ops if b in implemented[op]] for b in backends}
 
 
-@pytest.mark.parametrize(
-    "backend, per_op", _backends(), ids=lambda v: v if isinstance(v, str) else ""
-)
+BACKENDS = _backends()
+WEIGHTS_SEED, INPUTS_SEED = 7, 11
+
+
+@functools.cache
+def _expected(style):
+    """The eager model's results in float64 (computed once per style: the costly part)."""
+    _, eager_model = _models(style, WEIGHTS_SEED)
+    results = _run(eager_model, _inputs(INPUTS_SEED), torch.float64)
+    return {name: t.detach() for name, t in results.items()}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 @pytest.mark.parametrize("style", list(STYLES))
-def test_gan_block_matches_eager(style, dtype, backend, per_op, monkeypatch):
-    for op, impl in per_op.items():
-        testing.require_backend(op, impl, "cpu")
-        monkeypatch.setenv(f"STYLEGAN_FAST_IMPL_{op.upper()}", impl)
-    shim_model, eager_model = _models(style, seed=7)
-    inputs = _inputs(seed=11)
-    got = _run(copy.deepcopy(shim_model), inputs, dtype)
-    want = _run(eager_model, inputs, torch.float64)
+def test_gan_block_matches_eager(style, dtype, backend, monkeypatch):
+    for op in BACKENDS[backend]:
+        testing.require_backend(op, backend, "cpu")
+        monkeypatch.setenv(f"STYLEGAN_FAST_IMPL_{op.upper()}", backend)
+    shim_model, _ = _models(style, WEIGHTS_SEED)
+    got = _run(shim_model, _inputs(INPUTS_SEED), dtype)
+    want = _expected(style)
     assert list(got) == list(want)
     assert got["fake"].shape == (N, 3, 2 * RES, 2 * RES)
     for name in want:

@@ -68,6 +68,18 @@ def test_module_layout_matches_torch_utils_ops():
         assert callable(getattr(nvlabs.upfirdn2d, name))
 
 
+def test_private_helpers_conv2d_resample_imports():
+    """NVlabs' conv2d_resample does ``from .upfirdn2d import _parse_padding, _get_filter_size``."""
+    assert upfirdn2d._parse_padding(2) == (2, 2, 2, 2)
+    assert upfirdn2d._parse_padding([1, -3]) == (1, 1, -3, -3)
+    assert upfirdn2d._parse_padding([1, 2, 3, 4]) == (1, 2, 3, 4)
+    assert upfirdn2d._get_filter_size(None) == (1, 1)
+    assert upfirdn2d._get_filter_size(torch.ones(3, 5)) == (5, 3)
+    assert upfirdn2d._get_filter_size(torch.ones(4)) == (4, 4)
+    with pytest.raises(ValueError, match="padding must be an int"):
+        upfirdn2d._parse_padding([1, 2, 3])
+
+
 # --- activation_funcs --------------------------------------------------------------------------
 
 

@@ -9,12 +9,16 @@ shim passes its arguments through. What differs is adapted here:
 - ``setup_filter``: ``f`` has no default, and ``device`` defaults to ``torch.device("cpu")``,
   as in NVlabs' signature. A float32 tensor passed as ``f`` is never modified (NVlabs
   normalises such a tensor in place).
+
+NVlabs' ``conv2d_resample`` also imports two private helpers from this module,
+``_parse_padding`` and ``_get_filter_size``; they are here too, so its imports can point here.
 """
 
 from __future__ import annotations
 
 import torch
 
+from ...ops.upfirdn2d import _filter_size, _padding
 from ...ops.upfirdn2d import downsample2d as _downsample2d
 from ...ops.upfirdn2d import filter2d as _filter2d
 from ...ops.upfirdn2d import setup_filter as _setup_filter
@@ -135,3 +139,15 @@ def filter2d(
     """
     impl = _impl.resolve("filter2d", impl)
     return _filter2d(x, f, padding, flip_filter, gain, impl=impl)
+
+
+def _parse_padding(padding) -> tuple[int, int, int, int]:
+    """An int, ``[px, py]`` or ``[padx0, padx1, pady0, pady1]`` as
+    ``(padx0, padx1, pady0, pady1)`` (imported by NVlabs' ``conv2d_resample``)."""
+    return _padding("upfirdn2d", padding)
+
+
+def _get_filter_size(f) -> tuple[int, int]:
+    """``(fw, fh)`` of a filter ``[fh, fw]`` or ``[ft]``, ``(1, 1)`` for None (imported by
+    NVlabs' ``conv2d_resample``)."""
+    return _filter_size("upfirdn2d", f)
