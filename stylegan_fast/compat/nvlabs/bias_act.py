@@ -55,21 +55,56 @@ def _spec(func, def_alpha, def_gain, cuda_idx, ref, has_2nd_grad) -> ActivationS
     )
 
 
-# The activations with the defaults NVlabs documents for them. Fields: ``func(x, alpha=...)``
-# (the activation alone; keyword arguments it has no use for are ignored), ``def_alpha``,
-# ``def_gain``, ``cuda_idx`` (the activation's number in NVlabs' CUDA kernel), ``ref``
-# (which of the input "x" or output "y" its derivative is computed from; "" for linear),
-# ``has_2nd_grad`` (whether its second derivative is nonzero somewhere).
+def _identity(x, alpha=None):
+    return x
+
+
+def _relu(x, alpha=None):
+    return F.relu(x)
+
+
+def _leaky_relu(x, alpha=0.2):
+    return F.leaky_relu(x, alpha)
+
+
+def _tanh(x, alpha=None):
+    return torch.tanh(x)
+
+
+def _sigmoid(x, alpha=None):
+    return torch.sigmoid(x)
+
+
+def _elu(x, alpha=None):
+    return F.elu(x)  # elu's own alpha stays 1, whatever alpha says
+
+
+def _selu(x, alpha=None):
+    return F.selu(x)
+
+
+def _softplus(x, alpha=None):
+    return F.softplus(x)
+
+
+def _swish(x, alpha=None):
+    return x * torch.sigmoid(x)
+
+
+# The activations with NVlabs' documented defaults. Fields: ``func(x, alpha=...)`` (the
+# activation alone), ``def_alpha``, ``def_gain``, ``cuda_idx`` (the activation's number in
+# NVlabs' CUDA kernel), ``ref`` (which of the input "x" or output "y" its derivative is computed
+# from; "" for linear), ``has_2nd_grad`` (whether its second derivative is nonzero somewhere).
 activation_funcs: dict[str, ActivationSpec] = {
-    "linear": _spec(lambda x, **_: x, 0, 1, 1, "", False),
-    "relu": _spec(lambda x, **_: F.relu(x), 0, math.sqrt(2), 2, "y", False),
-    "lrelu": _spec(lambda x, alpha, **_: F.leaky_relu(x, alpha), 0.2, math.sqrt(2), 3, "y", False),
-    "tanh": _spec(lambda x, **_: torch.tanh(x), 0, 1, 4, "y", True),
-    "sigmoid": _spec(lambda x, **_: torch.sigmoid(x), 0, 1, 5, "y", True),
-    "elu": _spec(lambda x, **_: F.elu(x), 0, 1, 6, "y", True),
-    "selu": _spec(lambda x, **_: F.selu(x), 0, 1, 7, "y", True),
-    "softplus": _spec(lambda x, **_: F.softplus(x), 0, 1, 8, "y", True),
-    "swish": _spec(lambda x, **_: torch.sigmoid(x) * x, 0, math.sqrt(2), 9, "x", True),
+    "linear": _spec(_identity, 0, 1, 1, "", False),
+    "relu": _spec(_relu, 0, math.sqrt(2), 2, "y", False),
+    "lrelu": _spec(_leaky_relu, 0.2, math.sqrt(2), 3, "y", False),
+    "tanh": _spec(_tanh, 0, 1, 4, "y", True),
+    "sigmoid": _spec(_sigmoid, 0, 1, 5, "y", True),
+    "elu": _spec(_elu, 0, 1, 6, "y", True),
+    "selu": _spec(_selu, 0, 1, 7, "y", True),
+    "softplus": _spec(_softplus, 0, 1, 8, "y", True),
+    "swish": _spec(_swish, 0, math.sqrt(2), 9, "x", True),
 }
 
 # NVlabs' elu is F.elu with its fixed alpha of 1; ours takes alpha as elu's shape parameter.
