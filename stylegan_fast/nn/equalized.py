@@ -19,9 +19,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..ops import bias_act, downsample2d, setup_filter, upsample2d
+from ..ops import bias_act, downsample2d, upsample2d
 from ..ops.bias_act import ACTIVATIONS
 from ._base import FusedModule, check_input, positive_float, positive_int
+from .resample import make_filter
 
 
 def _check_activation(owner: str, activation) -> str:
@@ -200,7 +201,7 @@ class EqualConv2d(FusedModule):
             self.register_parameter("bias", None)
         self.weight_gain = self.gain / math.sqrt(in_channels * kernel_size**2) * self.lr_mul
         # Nearest-neighbour / box filter for the unfused resampling; float32 as upfirdn2d needs.
-        self.register_buffer("resample_filter", setup_filter([1, 1]), persistent=False)
+        self.register_buffer("resample_filter", make_filter([1, 1]), persistent=False)
 
     def effective_weight(self) -> torch.Tensor:
         """``[out, in, k, k]``: the weight as the convolution applies it."""

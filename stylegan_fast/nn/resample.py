@@ -10,12 +10,20 @@ from ..ops import downsample2d, filter2d, setup_filter, upsample2d
 from ._base import FusedModule, check_input, positive_int
 
 
-def _filter_buffer(owner: str, taps) -> torch.Tensor:
+def make_filter(taps: Sequence[float], normalize: bool = True) -> torch.Tensor:
+    """``setup_filter(taps)`` on torch's default device, also inside a
+    ``with torch.device("meta")`` block (setup_filter computes on the CPU)."""
+    with torch.device("cpu"):
+        f = setup_filter(list(taps), normalize=normalize)
+    return f.to(torch.get_default_device())
+
+
+def _filter_buffer(owner: str, taps, normalize: bool = True) -> torch.Tensor:
     if taps is None or isinstance(taps, (str, bytes)) or len(taps) == 0:
         raise ValueError(f"{owner}: the filter must be a non-empty sequence of taps, got {taps!r}")
     if sum(taps) == 0:
         raise ValueError(f"{owner}: the filter taps must not sum to zero, got {list(taps)}")
-    return setup_filter(list(taps))
+    return make_filter(taps, normalize)
 
 
 class Upsample2d(FusedModule):
@@ -87,10 +95,9 @@ class Blur(FusedModule):
     ):
         super().__init__(impl)
         self.taps = tuple(blur_filter)
-        _filter_buffer(type(self).__name__, self.taps)
         self.normalize = bool(normalize)
         self.register_buffer(
-            "blur_filter", setup_filter(list(self.taps), normalize=self.normalize),
+            "blur_filter", _filter_buffer(type(self).__name__, self.taps, self.normalize),
             persistent=False,
         )  # fmt: skip
 
