@@ -4,17 +4,7 @@ term hides behind a zero initialisation)."""
 import pytest
 import torch
 
-from stylegan_fast import testing
 from stylegan_fast.models import Discriminator, Generator
-
-MODEL_OPS = ("bias_act", "noise_injection", "layer_epilogue", "upfirdn2d")
-
-
-def model_backends() -> list[str]:
-    """CPU backends every op of the models implements (an explicit impl must serve every op)."""
-    per_op = [set(testing.implemented_backends(op, "cpu")) for op in MODEL_OPS]
-    return [b for b in testing.implemented_backends("layer_epilogue", "cpu") if
-            all(b in s for s in per_op)]  # fmt: skip
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
