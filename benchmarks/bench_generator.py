@@ -23,25 +23,49 @@ from stylegan_fast.models import Generator
 
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 PROVIDERS = ("ref", "auto", "ref+graph", "auto+graph", "compile")
-CSV_FIELDS = ["date", "git_sha", "device", "threads", "torch", "stylegan_fast", "preset",
-              "resolution", "batch", "dtype", "provider", "median_ms", "images_per_s",
-              "peak_mem_mib", "note"]  # fmt: skip
+CSV_FIELDS = [
+    "date",
+    "git_sha",
+    "device",
+    "threads",
+    "torch",
+    "stylegan_fast",
+    "preset",
+    "resolution",
+    "batch",
+    "dtype",
+    "provider",
+    "median_ms",
+    "images_per_s",
+    "peak_mem_mib",
+    "note",
+]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", action="append", help="repeatable; default stylegan-256 and "
-                   "stylegan-1024 on CUDA, tiny on CPU")  # fmt: skip
+    p.add_argument(
+        "--preset",
+        action="append",
+        help="repeatable; default stylegan-256 and stylegan-1024 on CUDA, tiny on CPU",
+    )
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--dtype", action="append", choices=sorted(DTYPES),
-                   help="autocast dtype, repeatable (default fp32, and fp16 on CUDA)")  # fmt: skip
-    p.add_argument("--provider", action="append", choices=PROVIDERS,
-                   help="repeatable (default: all the device runs, but compile)")  # fmt: skip
+    p.add_argument(
+        "--dtype",
+        action="append",
+        choices=sorted(DTYPES),
+        help="autocast dtype, repeatable (default fp32, and fp16 on CUDA)",
+    )
+    p.add_argument(
+        "--provider",
+        action="append",
+        choices=PROVIDERS,
+        help="repeatable (default: all the device runs, but compile)",
+    )
     p.add_argument("--batch", type=int, default=None, help="default 16 (CUDA), 4 (CPU)")
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--results-dir", type=Path,
-                   default=Path(__file__).resolve().parent / "results")  # fmt: skip
+    p.add_argument("--results-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument("--record", action="store_true", help="also record CPU runs")
     p.add_argument("--no-record", action="store_true", help="print only")
     return p.parse_args(argv)
@@ -58,8 +82,14 @@ def make_call(G: Generator, provider: str, batch: int, autocast_dtype, device):
     model = torch.compile(G, fullgraph=True) if provider == "compile" else G
 
     def call(i):
-        with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                             enabled=autocast_dtype is not None):  # fmt: skip
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                device.type,
+                dtype=autocast_dtype or torch.float32,
+                enabled=autocast_dtype is not None,
+            ),
+        ):
             return model(zs[i % 8], noise_mode="const")
 
     return call
@@ -94,14 +124,24 @@ def main(argv=None) -> int:
                 ips = batch / seconds
                 baseline = baseline or (ips if provider == "ref" else None)
                 note = f"{ips / baseline:.2f}x ref" if baseline else ""
-                print(f"{preset:>14} {dtype_name:>5} {provider:>11} {seconds * 1e3:10.2f} "
-                      f"{ips:10.1f}  {note}")  # fmt: skip
-                rows.append({**{k: env.get(k, "") for k in CSV_FIELDS}, "preset": preset,
-                             "resolution": G.resolution, "batch": batch, "dtype": dtype_name,
-                             "provider": provider, "median_ms": round(seconds * 1e3, 3),
-                             "images_per_s": round(ips, 1),
-                             "peak_mem_mib": "" if peak is None else round(peak, 1),
-                             "note": note})  # fmt: skip
+                print(
+                    f"{preset:>14} {dtype_name:>5} {provider:>11} {seconds * 1e3:10.2f} "
+                    f"{ips:10.1f}  {note}"
+                )
+                rows.append(
+                    {
+                        **{k: env.get(k, "") for k in CSV_FIELDS},
+                        "preset": preset,
+                        "resolution": G.resolution,
+                        "batch": batch,
+                        "dtype": dtype_name,
+                        "provider": provider,
+                        "median_ms": round(seconds * 1e3, 3),
+                        "images_per_s": round(ips, 1),
+                        "peak_mem_mib": "" if peak is None else round(peak, 1),
+                        "note": note,
+                    }
+                )
         del G
     if args.no_record or not (cuda or args.record):
         return 0

@@ -27,9 +27,14 @@ class DiscriminatorBlock(FusedModule):
         self.conv0 = EqualConv2d(channels, channels, 3, impl=impl, **_LRELU)
         self.blur = Blur(config.blur_filter, impl=impl)
         self.conv1 = EqualConv2d(
-            channels, out_channels, 3, down=2, fused_resample=config.fused_at(resolution),
-            impl=impl, **_LRELU,
-        )  # fmt: skip
+            channels,
+            out_channels,
+            3,
+            down=2,
+            fused_resample=config.fused_at(resolution),
+            impl=impl,
+            **_LRELU,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv1(self.blur(self.conv0(x)))

@@ -95,9 +95,13 @@ class Generator(FusedModule):
             ``img: [N, img_channels, resolution, resolution]`` in ``z``'s dtype.
         """
         w = self.mapping(
-            z, c, truncation_psi, truncation_cutoff, update_w_avg,
+            z,
+            c,
+            truncation_psi,
+            truncation_cutoff,
+            update_w_avg,
             allow_extrapolation=allow_extrapolation,
-        )  # fmt: skip
+        )
         return self.synthesis(w, noise_mode, noise, generator=generator)
 
     def compile_graph(
@@ -113,9 +117,14 @@ class Generator(FusedModule):
         """Captures ``G(z, c, truncation_psi, truncation_cutoff, noise_mode)`` for batches of
         ``batch_size`` in a CUDA graph; see :class:`GraphedGenerator`."""
         return GraphedGenerator(
-            self, batch_size, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-            noise_mode=noise_mode, autocast_dtype=autocast_dtype, warmup=warmup,
-        )  # fmt: skip
+            self,
+            batch_size,
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
+            noise_mode=noise_mode,
+            autocast_dtype=autocast_dtype,
+            warmup=warmup,
+        )
 
     def extra_repr(self) -> str:
         return (
@@ -169,9 +178,10 @@ class GraphedGenerator:
             raise RuntimeError("compile_graph: CUDA is not available")
         self.G, self.batch_size = G, int(batch_size)
         self._kwargs = dict(
-            truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+            truncation_psi=truncation_psi,
+            truncation_cutoff=truncation_cutoff,
             noise_mode=noise_mode,
-        )  # fmt: skip
+        )
         self.autocast_dtype = autocast_dtype
         dtype = G.mapping.layers[0].weight.dtype
         self.static_z = torch.randn([batch_size, G.z_dim], device=device, dtype=dtype)

@@ -27,8 +27,9 @@ def check_labels(owner: str, c, batch: int, c_dim: int, like: torch.Tensor):
     if not isinstance(c, torch.Tensor) or not c.is_floating_point():
         raise TypeError(f"{owner}: c must be a floating-point tensor [N, {c_dim}] (e.g. one-hot)")
     if list(c.shape) != [batch, c_dim]:
-        raise ValueError(f"{owner}: c must have shape [N, c_dim] = {[batch, c_dim]}, got "
-                         f"{list(c.shape)}")  # fmt: skip
+        raise ValueError(
+            f"{owner}: c must have shape [N, c_dim] = {[batch, c_dim]}, got {list(c.shape)}"
+        )
     return c.to(like.dtype)
 
 
@@ -81,7 +82,7 @@ class MappingNetwork(FusedModule):
                 activation="lrelu",
                 act_gain=1.0,
                 impl=impl,
-            )  # fmt: skip
+            )
             for fan_in, fan_out in zip(widths[:-1], widths[1:])
         )
         self.register_buffer("w_avg", torch.zeros(self.w_dim))

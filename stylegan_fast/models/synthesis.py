@@ -42,14 +42,21 @@ class SynthesisLayer(FusedModule):
         self.blur = None
         if in_channels is not None:
             self.conv = EqualConv2d(
-                in_channels, out_channels, 3, bias=False, gain=math.sqrt(2),
-                up=2 if up else 1, fused_resample=fused, impl=impl,
-            )  # fmt: skip
+                in_channels,
+                out_channels,
+                3,
+                bias=False,
+                gain=math.sqrt(2),
+                up=2 if up else 1,
+                fused_resample=fused,
+                impl=impl,
+            )
             if up:
                 self.blur = Blur(blur_filter, impl=impl)
         # The conv's weights carry lrelu's sqrt(2) (StyleGAN1), so the epilogue's gain is 1.
-        self.epilogue = LayerEpilogue(out_channels, w_dim, use_noise=use_noise, act_gain=1.0,
-                                      impl=impl)  # fmt: skip
+        self.epilogue = LayerEpilogue(
+            out_channels, w_dim, use_noise=use_noise, act_gain=1.0, impl=impl
+        )
         if use_noise:
             self.register_buffer("noise_const", torch.randn([1, 1, resolution, resolution]))
         else:
@@ -90,16 +97,23 @@ class SynthesisBlock(FusedModule):
         common = dict(blur_filter=config.blur_filter, use_noise=config.use_noise, impl=impl)
         if resolution == 4:
             self.const = torch.nn.Parameter(torch.ones([1, channels, 4, 4]))
-            self.layer0 = SynthesisLayer(None, channels, config.w_dim, 4, up=False, fused=False,
-                                         **common)  # fmt: skip
+            self.layer0 = SynthesisLayer(
+                None, channels, config.w_dim, 4, up=False, fused=False, **common
+            )
         else:
             self.register_parameter("const", None)
             self.layer0 = SynthesisLayer(
-                config.channels(resolution // 2), channels, config.w_dim, resolution, up=True,
-                fused=config.fused_at(resolution), **common,
-            )  # fmt: skip
-        self.layer1 = SynthesisLayer(channels, channels, config.w_dim, resolution, up=False,
-                                     fused=False, **common)  # fmt: skip
+                config.channels(resolution // 2),
+                channels,
+                config.w_dim,
+                resolution,
+                up=True,
+                fused=config.fused_at(resolution),
+                **common,
+            )
+        self.layer1 = SynthesisLayer(
+            channels, channels, config.w_dim, resolution, up=False, fused=False, **common
+        )
         # Fixed-resolution models use only the last block's toRGB; the others would be
         # parameters without gradients.
         if config.progressive or resolution == config.resolution:

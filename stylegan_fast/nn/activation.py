@@ -53,9 +53,15 @@ class BiasAct(FusedModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else (self.bias * self.lr_mul).to(x.dtype)
         return bias_act(
-            x, bias, dim=self.dim, act=self.act, alpha=self.alpha, gain=self.gain,
-            clamp=self.clamp, impl=self.impl,
-        )  # fmt: skip
+            x,
+            bias,
+            dim=self.dim,
+            act=self.act,
+            alpha=self.alpha,
+            gain=self.gain,
+            clamp=self.clamp,
+            impl=self.impl,
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -74,10 +74,18 @@ class LayerEpilogue(FusedModule):
             strength = self.noise_strength.to(dtype)
             noise = None if noise is None else noise.to(dtype)
         return layer_epilogue(
-            x, noise, strength, self.bias.to(dtype), scale.to(dtype), style_bias.to(dtype),
-            alpha=self.alpha, gain=self.act_gain, eps=self.eps, impl=self.impl,
+            x,
+            noise,
+            strength,
+            self.bias.to(dtype),
+            scale.to(dtype),
+            style_bias.to(dtype),
+            alpha=self.alpha,
+            gain=self.act_gain,
+            eps=self.eps,
+            impl=self.impl,
             generator=generator,
-        )  # fmt: skip
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -97,9 +97,10 @@ class Blur(FusedModule):
         self.taps = tuple(blur_filter)
         self.normalize = bool(normalize)
         self.register_buffer(
-            "blur_filter", _filter_buffer(type(self).__name__, self.taps, self.normalize),
+            "blur_filter",
+            _filter_buffer(type(self).__name__, self.taps, self.normalize),
             persistent=False,
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(type(self).__name__, x, 4)
