@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import warnings
 from collections.abc import Callable, Iterable
 
 import torch
@@ -212,7 +213,11 @@ class FeatureNet:
     ) -> FeatureNet:
         """A TorchScript file (``torch.jit.load``), by default NVlabs' Inception-v3."""
         path = _check_file(path, "path")
-        net = torch.jit.load(path, map_location=device or "cpu")
+        with warnings.catch_warnings():
+            # torch 2.13 deprecates TorchScript, but it is the format the standard FID
+            # Inception file comes in; the warning is not something a user can act on.
+            warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+            net = torch.jit.load(path, map_location=device or "cpu")
         return cls(
             net,
             preprocessing,
