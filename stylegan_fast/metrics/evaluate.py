@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from . import kid, ppl
+from . import kid, ppl, sources
 from .features import FeatureNet, load_feature_net
 from .fid import frechet_distance, generated_feature_statistics, real_feature_statistics
 
@@ -59,20 +59,23 @@ def generator_images(
 ) -> Callable[[int], torch.Tensor]:
     """``generate(batch) -> [batch, 3, R, R]``: images of ``G(z, c, truncation_psi=...,
     noise_mode=...)`` without gradients, ``z ~ N(0, I)`` drawn from a CPU generator seeded with
-    ``seed`` (so the latents do not depend on the device) and, for a conditional G, uniform
-    one-hot labels."""
+    ``seed`` in fixed blocks (so the latents depend on neither the device nor the batch size)
+    and, for a conditional G, uniform one-hot labels."""
     rng = torch.Generator().manual_seed(seed)
     device = _device(G)
     c_dim = int(getattr(G, "c_dim", 0) or 0)
 
+    def draw_block(size):
+        z = torch.randn([size, G.z_dim], generator=rng)
+        return z, torch.randint(0, max(c_dim, 1), [size], generator=rng)
+
+    draws = sources.BlockDraws(draw_block)
+
     def generate(batch: int) -> torch.Tensor:
-        z = torch.randn([batch, G.z_dim], generator=rng).to(device)
-        c = None
-        if c_dim > 0:
-            c = F.one_hot(torch.randint(0, c_dim, [batch], generator=rng), c_dim)
-            c = c.to(device, torch.float32)
+        z, labels = draws.take(batch)
+        c = F.one_hot(labels, c_dim).to(device, torch.float32) if c_dim > 0 else None
         with torch.no_grad():
-            return G(z, c, truncation_psi=truncation_psi, noise_mode=noise_mode)
+            return G(z.to(device), c, truncation_psi=truncation_psi, noise_mode=noise_mode)
 
     return generate
 

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import sources
+
 __all__ = [
     "EPSILON",
     "PAPER_CROP",
@@ -250,8 +252,9 @@ def perceptual_path_length(
     ``"end"``: ``t`` is 0 or 1 with equal odds, step ``[0, eps]`` or ``[1 - eps, 1]`` (the
     steps stay on the path; by the symmetry of ``z0, z1`` both have the distribution of the
     official code's ``t = 0``). Labels of a conditional G (``G.c_dim > 0``) are uniform
-    one-hot, one per path. Draws come from a CPU ``torch.Generator`` seeded with ``seed``,
-    so a run is reproducible on any device. Other arguments: see :func:`path_distances`.
+    one-hot, one per path. Draws come from a CPU ``torch.Generator`` seeded with ``seed`` in
+    fixed blocks, so a run is reproducible on any device and with any ``batch_size``. Other
+    arguments: see :func:`path_distances`.
     """
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
@@ -266,19 +269,23 @@ def perceptual_path_length(
     device, dtype = _model_device_dtype(G)
     c_dim = int(getattr(G, "c_dim", 0) or 0)
     rng = torch.Generator().manual_seed(seed)
+
+    def draw_block(size):
+        z = torch.randn([size, 2, G.z_dim], generator=rng, dtype=torch.float64)
+        if sampling == "full":
+            t = torch.rand([size], generator=rng, dtype=torch.float64)
+        else:
+            t = torch.randint(0, 2, [size], generator=rng).to(torch.float64) * (1 - epsilon)
+        labels = torch.randint(0, max(c_dim, 1), [size], generator=rng)
+        return z, t, labels
+
+    draws = sources.BlockDraws(draw_block)
     samples = []
     with tqdm(total=num_samples, unit="path", disable=not progress, leave=False) as bar:
         for start in range(0, num_samples, batch_size):
             n = min(batch_size, num_samples - start)
-            z = torch.randn([n, 2, G.z_dim], generator=rng, dtype=torch.float64)
-            if sampling == "full":
-                t = torch.rand([n], generator=rng, dtype=torch.float64)
-            else:
-                t = torch.randint(0, 2, [n], generator=rng).to(torch.float64) * (1 - epsilon)
-            c = None
-            if c_dim > 0:
-                labels = torch.randint(0, c_dim, [n], generator=rng)
-                c = F.one_hot(labels, c_dim).to(device, dtype)
+            z, t, labels = draws.take(n)
+            c = F.one_hot(labels, c_dim).to(device, dtype) if c_dim > 0 else None
             samples.append(
                 path_distances(
                     G,

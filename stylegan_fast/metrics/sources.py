@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "BlockDraws",
     "count_images",
     "data_fingerprint",
     "files_fingerprint",
@@ -152,3 +153,29 @@ def data_fingerprint(data: RealData, num: int | None, batch_size: int = 256) -> 
         digest.update(str(list(images.shape[1:])).encode())
         digest.update(images.numpy().tobytes())
     return f"content:{digest.hexdigest()}"
+
+
+class BlockDraws:
+    """Random draws served in batches of any size but made in blocks of a fixed size, so
+    the values (and a metric) do not depend on the batch size a caller picks.
+
+    ``draw_block(size) -> tuple of tensors [size, ...]`` makes one block; :meth:`take` hands
+    out the next ``n`` rows of each.
+    """
+
+    def __init__(self, draw_block: Callable[[int], tuple[torch.Tensor, ...]], block: int = 1024):
+        self.draw_block = draw_block
+        self.block = block
+        self._buffer: tuple[torch.Tensor, ...] | None = None
+
+    def take(self, n: int) -> tuple[torch.Tensor, ...]:
+        while self._buffer is None or self._buffer[0].shape[0] < n:
+            drawn = self.draw_block(self.block)
+            self._buffer = (
+                drawn
+                if self._buffer is None
+                else tuple(torch.cat([old, new]) for old, new in zip(self._buffer, drawn))
+            )
+        out = tuple(t[:n] for t in self._buffer)
+        self._buffer = tuple(t[n:] for t in self._buffer)
+        return out

@@ -1,6 +1,7 @@
 """Helpers for the metric tests: a small random-init CNN as feature network, a linear
-generator following the models' call contract (``mapping``, ``synthesis``, ``z_dim``, ...), whose PPL is known in closed
-form, a blur, and a "generator" that hands out given images. Test fixtures, not product code."""
+generator following the models' call contract (``mapping``, ``synthesis``, ``z_dim``, ...)
+whose PPL is known in closed form, a blur, and a "generator" that hands out given images.
+Test fixtures, not product code."""
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +10,8 @@ import torch.nn.functional as F
 class LinearGenerator(torch.nn.Module):
     """``mapping(z) = [z, z]`` (identity, broadcast to 2 layers; no normalisation, so the
     norm of z reaches the image) and ``synthesis(w) = A0 w[:, 0] + A1 w[:, 1]`` reshaped to
-    ``[N, 3, R, R]``; float64. ``squash``: tanh of the images (keeps them in [-1, 1])."""
+    ``[N, 3, R, R]``; float64. ``squash``: tanh of the images (keeps them in [-1, 1]).
+    ``calls`` records each mapping/synthesis call with its inputs."""
 
     def __init__(self, z_dim=6, resolution=8, seed=0, squash=False, c_dim=0):
         super().__init__()
@@ -39,7 +41,7 @@ class LinearGenerator(torch.nn.Module):
         return self.A0 + self.A1
 
     def mapping(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
-        self.calls.append(("mapping", z.shape[0], truncation_psi))
+        self.calls.append(("mapping", z.clone(), None if c is None else c.clone(), truncation_psi))
         w = z
         if self.c_dim:
             w = w + c.to(z.dtype) @ self.label_shift
@@ -47,7 +49,7 @@ class LinearGenerator(torch.nn.Module):
         return w.unsqueeze(1).repeat(1, self.num_ws, 1)
 
     def synthesis(self, w, noise_mode="random", noise=None):
-        self.calls.append(("synthesis", w.shape[0], noise_mode))
+        self.calls.append(("synthesis", w.clone(), noise_mode))
         x = w[:, 0] @ self.A0.T + w[:, 1] @ self.A1.T
         x = x.view(-1, 3, self.resolution, self.resolution)
         return torch.tanh(x) if self.squash else x

@@ -153,7 +153,7 @@ def test_too_few_samples_for_a_covariance_raise():
     running = RunningStatistics()
     running.update(np.ones((1, 4)))
     with pytest.raises(ValueError, match="at least 2"):
-        running.covariance
+        _ = running.covariance
     with pytest.raises(ValueError, match="have 3 dimensions, earlier batches had 4"):
         running.update(np.ones((2, 3)))
 
