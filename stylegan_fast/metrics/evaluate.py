@@ -44,13 +44,6 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 
-def _device(G) -> torch.device:
-    if isinstance(G, torch.nn.Module):
-        for tensor in (*G.parameters(), *G.buffers()):
-            return tensor.device
-    return torch.device("cpu")
-
-
 def generator_images(
     G,
     seed: int = 0,
@@ -59,10 +52,10 @@ def generator_images(
 ) -> Callable[[int], torch.Tensor]:
     """``generate(batch) -> [batch, 3, R, R]``: images of ``G(z, c, truncation_psi=...,
     noise_mode=...)`` without gradients, ``z ~ N(0, I)`` drawn from a CPU generator seeded with
-    ``seed`` in fixed blocks (so the latents depend on neither the device nor the batch size)
-    and, for a conditional G, uniform one-hot labels."""
+    ``seed`` in fixed blocks (so the latents depend on neither the device nor the batch size),
+    then cast to G's device and dtype; for a conditional G, uniform one-hot labels."""
     rng = torch.Generator().manual_seed(seed)
-    device = _device(G)
+    device, dtype = sources.model_device_dtype(G)
     c_dim = int(getattr(G, "c_dim", 0) or 0)
 
     def draw_block(size):
@@ -73,9 +66,9 @@ def generator_images(
 
     def generate(batch: int) -> torch.Tensor:
         z, labels = draws.take(batch)
-        c = F.one_hot(labels, c_dim).to(device, torch.float32) if c_dim > 0 else None
+        c = F.one_hot(labels, c_dim).to(device, dtype) if c_dim > 0 else None
         with torch.no_grad():
-            return G(z.to(device), c, truncation_psi=truncation_psi, noise_mode=noise_mode)
+            return G(z.to(device, dtype), c, truncation_psi=truncation_psi, noise_mode=noise_mode)
 
     return generate
 

@@ -165,8 +165,8 @@ class FeatureNet:
         net: an ``nn.Module`` (TorchScript included) or any callable. Its output may be
             ``[N, D]``, ``[N, D, 1, 1]`` or a list/tuple whose last entry is one of those.
         preprocessing: a :class:`Preprocessing` or a preset name from :data:`PREPROCESSING`.
-        device: where the network runs (modules are moved there); None: where a module's
-            parameters are, else CPU.
+        device: where the network runs (a module is moved there and put in eval mode);
+            None: where a module's parameters are, else CPU.
         batch_size: images per forward call in :meth:`features`.
         identity: a string that names this network for the statistics cache. Default: a
             digest of the module's class and weights, or of the file it was loaded from; for a
@@ -194,14 +194,7 @@ class FeatureNet:
             net = net.to(device).eval()
         self.device = torch.device(device if device is not None else "cpu")
         self.net = net
-        if identity is None:
-            if isinstance(net, torch.nn.Module):
-                identity = "module:" + _module_digest(net)
-            else:
-                identity = f"callable:{getattr(net, '__module__', '?')}." + getattr(
-                    net, "__qualname__", type(net).__qualname__
-                )
-        self.identity = identity
+        self._identity = identity
 
     @classmethod
     def from_torchscript(
@@ -260,6 +253,17 @@ class FeatureNet:
         )
 
     @property
+    def identity(self) -> str:
+        """What names this network in the statistics cache (see the class docstring); a
+        module's weights are hashed when asked, so later changes to them count."""
+        if self._identity is not None:
+            return self._identity
+        if isinstance(self.net, torch.nn.Module):
+            return "module:" + _module_digest(self.net)
+        name = getattr(self.net, "__qualname__", type(self.net).__qualname__)
+        return f"callable:{getattr(self.net, '__module__', '?')}.{name}"
+
+    @property
     def cache_identity(self) -> str:
         """The network and its preprocessing, as the statistics cache keys them."""
         return f"{self.identity}|{self.preprocessing!r}"
@@ -287,8 +291,8 @@ class FeatureNet:
             raise TypeError(
                 f"FeatureNet: images must be float in [-1, 1], got dtype {images.dtype}"
             )
-        x = self.preprocessing(images.to(self.device))
         with torch.no_grad():
+            x = self.preprocessing(images.detach().to(self.device))
             out = self.net(x, **dict(self.preprocessing.call_kwargs))
         if isinstance(out, (list, tuple)) and out:
             out = out[-1]

@@ -108,16 +108,6 @@ def _downsample_to(images: torch.Tensor, max_side: int | None) -> torch.Tensor:
     return images
 
 
-def _model_device_dtype(G) -> tuple[torch.device, torch.dtype]:
-    tensors = list(G.parameters()) if isinstance(G, torch.nn.Module) else []
-    if isinstance(G, torch.nn.Module):
-        tensors += [b for b in G.buffers() if b.is_floating_point()]
-    floating = [p for p in tensors if p.is_floating_point()]
-    if floating:
-        return floating[0].device, floating[0].dtype
-    return torch.device("cpu"), torch.float32
-
-
 def _check_generator(G) -> None:
     missing = [name for name in ("mapping", "synthesis", "z_dim") if not hasattr(G, name)]
     if missing:
@@ -266,7 +256,7 @@ def perceptual_path_length(
     _resolve_crop(crop)
     from tqdm.auto import tqdm
 
-    device, dtype = _model_device_dtype(G)
+    device, dtype = sources.model_device_dtype(G)
     c_dim = int(getattr(G, "c_dim", 0) or 0)
     rng = torch.Generator().manual_seed(seed)
 

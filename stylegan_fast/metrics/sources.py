@@ -17,6 +17,7 @@ __all__ = [
     "data_fingerprint",
     "files_fingerprint",
     "generated_batches",
+    "model_device_dtype",
     "real_batches",
 ]
 
@@ -179,3 +180,13 @@ class BlockDraws:
         out = tuple(t[:n] for t in self._buffer)
         self._buffer = tuple(t[n:] for t in self._buffer)
         return out
+
+
+def model_device_dtype(model) -> tuple[torch.device, torch.dtype]:
+    """The device and dtype of a module's first floating parameter or buffer (what its latent
+    inputs should have); CPU float32 for anything else."""
+    if isinstance(model, torch.nn.Module):
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.is_floating_point():
+                return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.float32

@@ -82,6 +82,11 @@ def test_state_dict_file_into_a_module(tmp_path):
     # Same class and weights: same cache identity; other weights: another.
     assert net.identity == FeatureNet(source).identity
     assert net.identity != FeatureNet(make_cnn(seed=4, features=5)).identity
+    # Weights changed after wrapping change the identity too.
+    before = net.identity
+    with torch.no_grad():
+        net.net[0].bias += 1
+    assert net.identity != before
 
 
 def test_output_shapes_grayscale_and_batching():
