@@ -181,7 +181,7 @@ def real_feature_statistics(
     """
     _check_count("num", num)
     image_size = _image_size(image_size, "image_size")
-    feature_net = load_feature_net(feature_net)
+    feature_net = load_feature_net(feature_net, batch_size=batch_size)
     first = next(sources.real_batches(data, 1, 1), None)
     if first is None:
         raise ValueError("real data: no images")
@@ -192,11 +192,10 @@ def real_feature_statistics(
             f"{image_size[0]}x{image_size[1]}; build the dataset at the generator's resolution"
         )
     available = sources.count_images(data)
-    expected = (
-        min(num, available)
-        if (num is not None and available is not None)
-        else (num if num is not None else available)
-    )
+    if num is None or available is None:
+        expected = available if num is None else num
+    else:
+        expected = min(num, available)
     key = None
     if cache_dir is not None:
         key = {
@@ -248,7 +247,7 @@ def generated_feature_statistics(
     side or ``(height, width)``; None for any."""
     _check_count("num", num)
     image_size = _image_size(image_size, "image_size")
-    feature_net = load_feature_net(feature_net)
+    feature_net = load_feature_net(feature_net, batch_size=batch_size)
 
     def checked():
         for images in sources.generated_batches(generator_fn, num, batch_size):
@@ -285,7 +284,7 @@ def compute_fid(
     fewer), whose statistics are cached in ``cache_dir`` (see
     :func:`real_feature_statistics`). Both sets must have one resolution."""
     _check_count("num_gen", num_gen)
-    feature_net = load_feature_net(feature_net)
+    feature_net = load_feature_net(feature_net, batch_size=batch_size)
     real = real_feature_statistics(
         real_data,
         feature_net,

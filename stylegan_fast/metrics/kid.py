@@ -121,7 +121,7 @@ def compute_kid(
     """KID ``(mean, std)`` between ``num_gen`` images of ``generator_fn(batch) -> [batch, 3, H,
     W]`` and the first ``num_real`` of ``real_data`` (default: all of them, as NVlabs'
     kid50k_full), whose features are cached as FID's statistics are."""
-    feature_net = load_feature_net(feature_net)
+    feature_net = load_feature_net(feature_net, batch_size=batch_size)
     real = real_feature_statistics(
         real_data,
         feature_net,

@@ -52,6 +52,8 @@ def count_images(data: RealData) -> int | None:
     """How many images ``data`` holds, or None for an iterable without a length."""
     if isinstance(data, torch.Tensor):
         return data.shape[0]
+    if isinstance(data, (list, tuple)):
+        return sum(_as_images(batch, "real image batches").shape[0] for batch in data)
     if isinstance(data, torch.utils.data.DataLoader):
         return len(data.dataset) if hasattr(data.dataset, "__len__") else None
     return len(data) if hasattr(data, "__len__") and hasattr(data, "__getitem__") else None
@@ -64,15 +66,17 @@ def real_batches(
 
     ``data``: a tensor ``[N, 3, H, W]`` (float in ``[-1, 1]`` or uint8); a map-style dataset
     whose items are ``[3, H, W]`` images or ``(image, label, ...)`` tuples (loaded with a
-    ``DataLoader``, ``num_workers`` workers, no shuffling); or an iterable of batches (e.g. a
-    ``DataLoader``) of ``[B, 3, H, W]`` or ``(images, labels, ...)`` that can be iterated
-    more than once (the metrics read the first image to learn the resolution).
+    ``DataLoader``, ``num_workers`` workers, no shuffling); or an iterable of batches (a
+    ``DataLoader``, a list) of ``[B, 3, H, W]`` or ``(images, labels, ...)`` that can be
+    iterated more than once (the metrics read the first image to learn the resolution).
     """
     remaining = num if num is not None else float("inf")
     if isinstance(data, torch.Tensor):
         _check_batch(data, "real images")
         batches: Iterable = (data[i : i + batch_size] for i in range(0, data.shape[0], batch_size))
-    elif not isinstance(data, torch.utils.data.DataLoader) and count_images(data) is not None:
+    elif isinstance(data, (list, tuple, torch.utils.data.DataLoader)):
+        batches = data
+    elif hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         batches = torch.utils.data.DataLoader(
             data, batch_size=batch_size, shuffle=False, num_workers=num_workers
         )

@@ -14,6 +14,7 @@ from metric_fixtures import blur, make_cnn, sequential_generator
 from stylegan_fast.metrics import (
     FeatureNet,
     compute_fid,
+    files_fingerprint,
     feature_statistics,
     frechet_distance,
     real_feature_statistics,
@@ -199,12 +200,15 @@ def test_compute_fid_equals_the_direct_computation(faces):
 
 
 def test_real_images_from_a_dataset_and_a_loader(faces):
-    # A map-style dataset of (image, label) items, and a DataLoader, give the tensor's stats.
+    # A map-style dataset of (image, label) items, a DataLoader, a list of batches and uint8
+    # images give the statistics of the float tensor.
     net = FeatureNet(make_cnn(0, features=4))
     dataset = torch.utils.data.TensorDataset(faces[:20], torch.arange(20))
     loader = torch.utils.data.DataLoader(dataset, batch_size=6)
     reference = real_feature_statistics(faces[:20], net)
-    for data in (dataset, loader, (faces[:20] + 1) * 127.5):
+    batches = [faces[:6], faces[6:20], faces[20:30]]
+    assert real_feature_statistics(batches, net).num == 30
+    for data in (dataset, loader, batches, (faces[:20] + 1) * 127.5):
         if data.__class__ is torch.Tensor:
             data = data.round().to(torch.uint8)
             expected = real_feature_statistics(
@@ -331,3 +335,24 @@ def test_a_corrupt_or_foreign_cache_file_is_recomputed(faces, tmp_path):
     other = real_feature_statistics(faces[10:20], net, cache_dir=tmp_path)
     os.replace(other.cache_path, first.cache_path)
     assert not real_feature_statistics(faces[:10], net, cache_dir=tmp_path).cache_hit
+
+
+def test_files_fingerprint(tmp_path):
+    # Relative paths and contents: stable under reordering and moving the folder, changed by
+    # an edit or a rename.
+    def write(root, name, content):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        return path
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    files_a = [write(a, "x.png", b"one"), write(a, "sub/y.png", b"two")]
+    files_b = [write(b, "sub/y.png", b"two"), write(b, "x.png", b"one")]
+    print_a = files_fingerprint(files_a, root=a)
+    assert print_a == files_fingerprint(files_b, root=b)
+    write(b, "x.png", b"One")
+    assert files_fingerprint(files_b, root=b) != print_a
+    write(b, "x.png", b"one")
+    os.rename(b / "x.png", b / "z.png")
+    assert files_fingerprint([b / "sub/y.png", b / "z.png"], root=b) != print_a
