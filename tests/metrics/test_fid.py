@@ -14,8 +14,8 @@ from metric_fixtures import blur, make_cnn, sequential_generator
 from stylegan_fast.metrics import (
     FeatureNet,
     compute_fid,
-    files_fingerprint,
     feature_statistics,
+    files_fingerprint,
     frechet_distance,
     real_feature_statistics,
 )
