@@ -1,0 +1,49 @@
+"""Evaluation metrics for generators: FID and KID (against a feature network the user
+supplies; nothing is downloaded) and perceptual path length (against a user-supplied
+perceptual distance).
+
+- :func:`evaluate` computes a named metric (``fid50k``, ``fid10k``, ``kid50k``, ``ppl_w``,
+  ``ppl_z``, ...) of a ``stylegan_fast.models.Generator`` (or anything with its interface).
+- :mod:`.fid`: :func:`frechet_distance`, :func:`feature_statistics`, :func:`compute_fid`,
+  cached real-image statistics; :mod:`.kid`: :func:`kernel_inception_distance`,
+  :func:`compute_kid`; :mod:`.ppl`: :func:`perceptual_path_length`, :func:`path_distances`.
+- :mod:`.features`: :class:`FeatureNet` (TorchScript file, state dict + module, or any
+  module/callable) and where the standard Inception-v3 weights come from.
+"""
+
+from .evaluate import METRICS, evaluate, generator_images
+from .features import PREPROCESSING, FeatureNet, Preprocessing, load_feature_net
+from .fid import (
+    FeatureStatistics,
+    compute_fid,
+    feature_statistics,
+    frechet_distance,
+    generated_feature_statistics,
+    real_feature_statistics,
+)
+from .kid import compute_kid, kernel_inception_distance, polynomial_mmd2
+from .ppl import PPLResult, path_distances, perceptual_path_length
+from .sources import files_fingerprint
+
+__all__ = [
+    "METRICS",
+    "PREPROCESSING",
+    "FeatureNet",
+    "FeatureStatistics",
+    "PPLResult",
+    "Preprocessing",
+    "compute_fid",
+    "compute_kid",
+    "evaluate",
+    "feature_statistics",
+    "files_fingerprint",
+    "frechet_distance",
+    "generated_feature_statistics",
+    "generator_images",
+    "kernel_inception_distance",
+    "load_feature_net",
+    "path_distances",
+    "perceptual_path_length",
+    "polynomial_mmd2",
+    "real_feature_statistics",
+]

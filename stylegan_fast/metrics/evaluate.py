@@ -1,0 +1,206 @@
+"""``evaluate(metric, G, ...)``: one named metric of a generator, as the ``metrics`` command
+will call it. Names follow the StyleGAN papers' code: ``fid50k``, ``fid10k``, ``kid50k``,
+``ppl_w``, ``ppl_z`` (full paths), and ``ppl_{w,z}{full,end}`` spelled out."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import kid, ppl, sources
+from .features import FeatureNet, load_feature_net
+from .fid import frechet_distance, generated_feature_statistics, real_feature_statistics
+
+__all__ = ["METRICS", "MetricSpec", "evaluate", "generator_images"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    """``kind``: fid, kid or ppl; ``num``: generated images (fid, kid; real images are capped
+    at the same count) or paths (ppl); ``space``/``sampling``: PPL's."""
+
+    kind: str
+    num: int
+    description: str
+    space: str | None = None
+    sampling: str | None = None
+
+
+METRICS: dict[str, MetricSpec] = {
+    "fid50k": MetricSpec("fid", 50_000, "FID, 50k generated vs up to 50k real images"),
+    "fid10k": MetricSpec("fid", 10_000, "FID, 10k generated vs up to 10k real images"),
+    "kid50k": MetricSpec("kid", 50_000, "KID, 50k generated vs up to 50k real images"),
+    "ppl_w": MetricSpec("ppl", 100_000, "PPL in W, full paths", "w", "full"),
+    "ppl_z": MetricSpec("ppl", 100_000, "PPL in Z, full paths", "z", "full"),
+    "ppl_wfull": MetricSpec("ppl", 100_000, "PPL in W, full paths", "w", "full"),
+    "ppl_wend": MetricSpec("ppl", 100_000, "PPL in W, path end points", "w", "end"),
+    "ppl_zfull": MetricSpec("ppl", 100_000, "PPL in Z, full paths", "z", "full"),
+    "ppl_zend": MetricSpec("ppl", 100_000, "PPL in Z, path end points", "z", "end"),
+}
+
+
+def generator_images(
+    G,
+    seed: int = 0,
+    truncation_psi: float = 1.0,
+    noise_mode: str = "random",
+) -> Callable[[int], torch.Tensor]:
+    """``generate(batch) -> [batch, 3, R, R]``: images of ``G(z, c, truncation_psi=...,
+    noise_mode=...)`` without gradients, ``z ~ N(0, I)`` drawn from a CPU generator seeded with
+    ``seed`` in fixed blocks (so the latents depend on neither the device nor the batch size),
+    then cast to G's device and dtype; for a conditional G, uniform one-hot labels."""
+    rng = torch.Generator().manual_seed(seed)
+    device, dtype = sources.model_device_dtype(G)
+    c_dim = int(getattr(G, "c_dim", 0) or 0)
+
+    def draw_block(size):
+        z = torch.randn([size, G.z_dim], generator=rng)
+        return z, torch.randint(0, max(c_dim, 1), [size], generator=rng)
+
+    draws = sources.BlockDraws(draw_block)
+
+    def generate(batch: int) -> torch.Tensor:
+        z, labels = draws.take(batch)
+        c = F.one_hot(labels, c_dim).to(device, dtype) if c_dim > 0 else None
+        with torch.no_grad():
+            return G(z.to(device, dtype), c, truncation_psi=truncation_psi, noise_mode=noise_mode)
+
+    return generate
+
+
+def _check_positive(name: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 2):
+        raise ValueError(f"{name} must be None or an int >= 2, got {value!r}")
+
+
+def evaluate(
+    metric: str,
+    G,
+    feature_net: FeatureNet | torch.nn.Module | Callable | str | os.PathLike | None = None,
+    data=None,
+    distance_net: ppl.DistanceFn | None = None,
+    num: int | None = None,
+    num_real: int | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    data_key: str | None = None,
+    truncation_psi: float = 1.0,
+    noise_mode: str | None = None,
+    crop="paper",
+    max_distance_resolution: int | None = 256,
+    distance_input_range: tuple[float, float] = (-1.0, 1.0),
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    num_workers: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Computes ``metric`` (a key of :data:`METRICS`) for the generator ``G``.
+
+    Args:
+        metric: ``fid50k``, ``fid10k``, ``kid50k``, ``ppl_w``, ``ppl_z`` (or
+            ``ppl_wfull``, ``ppl_wend``, ``ppl_zfull``, ``ppl_zend``).
+        G: a generator following the models contract (``G(z, c, truncation_psi=...,
+            noise_mode=...)``, ``G.mapping``, ``G.synthesis``, ``G.z_dim``, ``G.c_dim``,
+            ``G.resolution``).
+        feature_net: FID/KID: see :func:`stylegan_fast.metrics.features.load_feature_net`.
+        data: FID/KID: the real images (see :func:`stylegan_fast.metrics.sources.real_batches`),
+            at ``G.resolution``.
+        distance_net: PPL: ``d(img0, img1) -> [N]`` (LPIPS-like).
+        num: override the metric's count of generated images or paths (for quick checks;
+            the result then is not the named metric, and says so in ``num``).
+        num_real: override the cap on real images (FID/KID).
+        batch_size: images per generator/feature call (default 64; PPL: 16 paths).
+        seed: seeds the latents (and KID's subsets).
+        cache_dir, data_key: the real-statistics cache (see ``real_feature_statistics``).
+        truncation_psi: the papers measure at 1 (no truncation).
+        noise_mode: default ``"random"`` for FID/KID and ``"const"`` for PPL.
+        crop, max_distance_resolution, distance_input_range: PPL's (see ``path_distances``).
+        kid_subsets, kid_subset_size: KID's subsets (defaults 100 x 1000).
+
+    Returns:
+        ``{"metric", "value", "seconds", ...}`` plus, for FID/KID, ``num_gen``, ``num_real``,
+        ``cache_hit`` (and ``std`` for KID); for PPL, ``num_samples``, ``space``,
+        ``sampling``, ``epsilon``, ``crop``.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    spec = METRICS[metric]
+    _check_positive("num", num)
+    _check_positive("num_real", num_real)
+    count = num if num is not None else spec.num
+    started = time.perf_counter()
+    if spec.kind == "ppl":
+        if distance_net is None:
+            raise ValueError(f"{metric} needs distance_net, a perceptual distance d(a, b) -> [N]")
+        result = ppl.perceptual_path_length(
+            G,
+            distance_net,
+            num_samples=count,
+            space=spec.space,
+            sampling=spec.sampling,
+            crop=crop,
+            batch_size=batch_size or 16,
+            seed=seed,
+            noise_mode=noise_mode or "const",
+            truncation_psi=truncation_psi,
+            max_distance_resolution=max_distance_resolution,
+            distance_input_range=distance_input_range,
+            progress=progress,
+        )
+        return {
+            "metric": metric,
+            "value": result.value,
+            "num_samples": count,
+            "space": spec.space,
+            "sampling": spec.sampling,
+            "epsilon": result.epsilon,
+            "crop": crop,
+            "seconds": time.perf_counter() - started,
+        }
+
+    if feature_net is None or data is None:
+        raise ValueError(f"{metric} needs feature_net (e.g. an Inception file) and data")
+    feature_net = load_feature_net(feature_net, batch_size=batch_size or 64)
+    resolution = getattr(G, "resolution", None)
+    keep = spec.kind == "kid"
+    real = real_feature_statistics(
+        data,
+        feature_net,
+        num=num_real if num_real is not None else spec.num,
+        keep_features=keep,
+        image_size=resolution,
+        cache_dir=cache_dir,
+        data_key=data_key,
+        batch_size=feature_net.batch_size,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    generated = generated_feature_statistics(
+        generator_images(G, seed, truncation_psi, noise_mode or "random"),
+        feature_net,
+        count,
+        keep_features=keep,
+        image_size=resolution,
+        batch_size=feature_net.batch_size,
+        progress=progress,
+    )
+    out = {"metric": metric}
+    if spec.kind == "fid":
+        out["value"] = frechet_distance(real.mu, real.sigma, generated.mu, generated.sigma)
+    else:
+        out["value"], out["std"] = kid.kernel_inception_distance(
+            real.features, generated.features, kid_subsets, kid_subset_size, seed
+        )
+    out.update(
+        num_gen=count,
+        num_real=real.num,
+        cache_hit=real.cache_hit,
+        seconds=time.perf_counter() - started,
+    )
+    return out
