@@ -12,6 +12,7 @@ averaged gradients.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import os
 from collections.abc import Callable, Iterable
@@ -54,7 +55,9 @@ def _env_int(name: str, default: int | None = None) -> int:
         raise ValueError(f"environment variable {name} must be an int, got {value!r}") from None
 
 
-def init_distributed(device: str | torch.device | None = None) -> DistributedContext:
+def init_distributed(
+    device: str | torch.device | None = None, timeout: datetime.timedelta | None = None
+) -> DistributedContext:
     """Joins the process group ``torchrun`` describes in the environment (``RANK``,
     ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); without ``WORLD_SIZE``
     (or with 1) it is a single process and no group is created.
@@ -62,6 +65,7 @@ def init_distributed(device: str | torch.device | None = None) -> DistributedCon
     Args:
         device: "cuda", "cpu", or None (CUDA when available). With CUDA, each process takes
             device ``cuda:LOCAL_RANK`` and the NCCL backend; on CPU, gloo.
+        timeout: how long collectives wait for the other ranks (None: torch's default).
     """
     device_type = torch.device(device).type if device is not None else None
     if device_type is None:
@@ -97,7 +101,10 @@ def init_distributed(device: str | torch.device | None = None) -> DistributedCon
     if not dist.is_available():
         raise RuntimeError("this torch build has no torch.distributed")
     if not dist.is_initialized():
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size)
+        options = {} if timeout is None else {"timeout": timeout}
+        dist.init_process_group(
+            backend, init_method="env://", rank=rank, world_size=world_size, **options
+        )
     return DistributedContext(rank, world_size, local_rank, torch_device, backend)
 
 

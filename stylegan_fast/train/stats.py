@@ -175,13 +175,14 @@ class ProgressBar:
         """Moves the bar to ``kimg`` and shows ``img/s`` and ``values`` (e.g. losses)."""
         if self._bar is None:
             return
-        self._bar.update(float(kimg) - self._last_kimg)
-        self._last_kimg = float(kimg)
         postfix = {"img/s": f"{self.images_per_second(kimg):.1f}"}
         for name, value in (values or {}).items():
-            postfix[name] = f"{_plain_number(value):.4g}" if not isinstance(value, str) else value
+            number = value if isinstance(value, str) else _plain_number(value)
+            postfix[name] = number if isinstance(number, str) else f"{number:.4g}"
         self._bar.set_postfix(postfix, refresh=False)
-        self._bar.refresh()
+        # update() redraws at most every tqdm mininterval, which keeps logs of long runs short.
+        self._bar.update(float(kimg) - self._last_kimg)
+        self._last_kimg = float(kimg)
 
     @property
     def text(self) -> str:
