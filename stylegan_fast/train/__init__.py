@@ -2,8 +2,9 @@
 
 Modules (each with one job): ``data`` (datasets, sharded sampler), ``sources`` (folder/zip
 files), ``images`` (decode, convert, grids), ``prepare_data`` (the ``prepare-data`` command),
-``losses``, ``ema``, ``checkpoint`` (+ ``state_tree``, ``rng``), ``distributed``, ``stats``.
-Nothing here imports ``stylegan_fast.models`` at import time.
+``losses``, ``ema``, ``progressive`` (growing schedule, faded reals), ``checkpoint`` (+
+``state_tree``, ``rng``), ``distributed``, ``stats``, ``loop`` (the trainer). Nothing here
+imports ``stylegan_fast.models`` at import time.
 """
 
 from .checkpoint import (
@@ -17,7 +18,9 @@ from .checkpoint import (
 from .data import BundledFaces, ImageFolderDataset, ShardedSampler, open_dataset
 from .ema import GeneratorEMA, ema_beta, update_ema
 from .images import ImageError, save_image_grid
+from .loop import Trainer, TrainingConfig
 from .losses import StyleGANLoss
+from .progressive import ProgressiveSchedule
 from .rng import capture_rng_state, restore_rng_state
 from .stats import ProgressBar, RunningMeans, StatsWriter
 
@@ -29,10 +32,13 @@ __all__ = [
     "ImageError",
     "ImageFolderDataset",
     "ProgressBar",
+    "ProgressiveSchedule",
     "RunningMeans",
     "ShardedSampler",
     "StatsWriter",
     "StyleGANLoss",
+    "Trainer",
+    "TrainingConfig",
     "capture_rng_state",
     "ema_beta",
     "export_generator",

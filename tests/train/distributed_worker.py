@@ -9,10 +9,19 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from train_fixtures import (
+    TensorDataset,
+    TinyConfig,
+    TinyDiscriminator,
+    TinyGenerator,
+    random_images,
+    style_mix,
+)
 
 from stylegan_fast.train import distributed
 from stylegan_fast.train.checkpoint import save_checkpoint
 from stylegan_fast.train.data import ShardedSampler
+from stylegan_fast.train.loop import Trainer, TrainingConfig
 
 DATASET_SIZE = 10
 PER_RANK_BATCH = 3
@@ -53,6 +62,40 @@ def train(net: nn.Module, sampler: ShardedSampler, batch: int) -> list[int]:
     return used
 
 
+LOOP_CONFIG = dict(
+    total_kimg=0.048,
+    batch_size=8,
+    batch_gpu=4,
+    r1_interval=2,
+    initial_resolution=4,
+    lod_training_kimg=0.016,
+    lod_transition_kimg=0.016,
+    log_kimg=0.024,
+    sample_kimg=0.048,
+    checkpoint_kimg=0.024,
+    sample_grid=(2, 2),
+)
+
+
+def trainer(outdir: Path, context=None) -> Trainer:
+    """The training loop on the fixtures: 6 steps of a global batch of 8 through a 4² -> 8²
+    fade, in 2 micro-batches of 4 per step however they are spread over ranks and rounds."""
+    torch.manual_seed(0)
+    G = TinyGenerator(TinyConfig(resolution=8, progressive=True))
+    D = TinyDiscriminator(8)
+    dataset = TensorDataset(random_images(16, 8))
+    return Trainer(
+        G,
+        D,
+        dataset,
+        TrainingConfig(**LOOP_CONFIG),
+        outdir,
+        context,
+        style_mix_fn=style_mix,
+        show_progress=False,
+    )
+
+
 def run(rank: int, world_size: int, port: int, outdir: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -76,6 +119,9 @@ def run(rank: int, world_size: int, port: int, outdir: str) -> None:
         marker = Path(outdir) / "rank_zero_only.txt"
         distributed.rank_zero_only(lambda: marker.write_text(f"written by rank {rank}"))()
         distributed.barrier()
+        loop = trainer(Path(outdir) / "loop", context)
+        loop.run()
+        loop.close()
         save_checkpoint(
             Path(outdir) / f"rank{rank}.safetensors",
             {
@@ -85,6 +131,7 @@ def run(rank: int, world_size: int, port: int, outdir: str) -> None:
                 "gathered": gathered,
                 "mean_rank": mean_rank,
                 "is_main": distributed.is_main_process(),
+                "loop": {name: loop.state_dict()[name] for name in ("G", "D", "G_ema")},
             },
         )
     finally:

@@ -90,3 +90,21 @@ def test_two_gloo_processes_match_one_process_with_the_global_batch(tmp_path):
     assert float(results[1]["mean_rank"]) == 0.5
     assert [r["is_main"] for r in results] == [True, False]
     assert (tmp_path / "rank_zero_only.txt").read_text() == "written by rank 0"
+
+    # The training loop: 2 ranks x 1 round give the model of 1 process x 2 rounds.
+    single = worker.trainer(tmp_path / "single")
+    single.run()
+    for network in ("G", "D", "G_ema"):
+        expected = single.state_dict()[network]
+        for name, value in expected.items():
+            rank0, rank1 = results[0]["loop"][network][name], results[1]["loop"][network][name]
+            assert torch.equal(rank0, rank1), (network, name)
+            torch.testing.assert_close(rank0, value, rtol=1e-5, atol=1e-6, msg=f"{network} {name}")
+    assert float(results[0]["loop"]["G"]["lod"]) == 0.0
+    # Only rank 0 wrote the run's files.
+    assert sorted(p.name for p in (tmp_path / "loop").iterdir()) == [
+        "checkpoints",
+        "generator.safetensors",
+        "samples",
+        "stats.jsonl",
+    ]

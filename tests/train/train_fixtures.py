@@ -23,6 +23,7 @@ class TinyConfig:
     resolution: int = 4
     img_channels: int = 3
     c_dim: int = 0
+    progressive: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -62,6 +63,11 @@ class TinyGenerator(nn.Module):
     def from_config(cls, config: TinyConfig, impl: str = "auto") -> TinyGenerator:
         return cls(config, impl)
 
+    def set_lod(self, lod: float) -> None:
+        if not self.config.progressive and lod != 0:
+            raise ValueError("not progressive")
+        self.lod.fill_(lod)
+
     def mapping(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
         x = z if c is None or c.shape[1] == 0 else torch.cat([z, c], dim=1)
         w = torch.tanh(self.mapping_layer(x))
@@ -75,7 +81,7 @@ class TinyGenerator(nn.Module):
     def synthesis(self, w, noise_mode="random", noise=None):
         n, r = w.shape[0], self.resolution
         img = sum(layer(w[:, i]) for i, layer in enumerate(self.synthesis_layers))
-        img = img.view(n, self.img_channels, r, r)
+        img = img.view(n, self.img_channels, r, r) * (1 + 0.1 * self.lod)
         if noise_mode == "random":
             img = img + self.noise_strength * torch.randn(n, 1, r, r, dtype=img.dtype)
         return img
@@ -92,9 +98,14 @@ class TinyDiscriminator(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, 2, 3, padding=1)
         self.head = nn.Linear(2 * resolution * resolution, 1)
+        self.register_buffer("lod", torch.zeros([]))
+
+    def set_lod(self, lod: float) -> None:
+        self.lod.fill_(lod)
 
     def forward(self, img, c=None):
-        return self.head(torch.nn.functional.softplus(self.conv(img)).flatten(1))
+        features = torch.nn.functional.softplus(self.conv(img)).flatten(1)
+        return self.head(features) * (1 + 0.1 * self.lod)
 
 
 def style_mix(G, z, c=None, prob=0.9, generator=None):
@@ -122,3 +133,23 @@ def write_image(path: Path, array: np.ndarray, format: str = "PNG") -> Path:
         path, format=format, **({"quality": 95} if format == "JPEG" else {})
     )
     return path
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """``(image, label)`` items from fixed tensors, with the datasets' ``label_dim``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        self.images = images
+        self.labels = labels if labels is not None else torch.zeros(len(images), 0)
+        self.label_dim = self.labels.shape[1]
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return self.images[index], self.labels[index]
+
+
+def random_images(count: int = 16, resolution: int = 4, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(count, 3, resolution, resolution, generator=generator) * 2 - 1
