@@ -50,6 +50,11 @@ class TrainingConfig:
     Sizes: ``batch_size`` is the global batch per step; each rank processes
     ``batch_size / world_size`` images per step in rounds of ``batch_gpu`` (gradient
     accumulation; None: one round).
+
+    The mapping network's learning-rate multiplier (0.01) is not set here: the models'
+    equalized-lr layers apply it (weights stored divided by it, scaled by it at run time), so
+    one Adam learning rate per network gives the mapping its smaller effective rate.
+    ``lr_per_resolution`` applies to both networks, as in StyleGAN.
     """
 
     total_kimg: float = 25_000.0
@@ -365,8 +370,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path | None:
         """Writes a checkpoint named by images seen (rank 0); other ranks wait for it."""
-        state = self.state_dict()
-        path = self.checkpoints.save(state, self.images_seen) if self.context.is_main else None
+        path = None
+        if self.context.is_main:
+            path = self.checkpoints.save(self.state_dict(), self.images_seen)
         distributed.barrier()
         return path
 

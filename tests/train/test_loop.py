@@ -253,3 +253,28 @@ def test_resume_with_other_options_warns(tmp_path):
         "G/mapping_layer.weight",
         "D_opt/state/0/exp_avg",
     }
+
+
+@pytest.mark.cuda
+def test_a_cuda_run_in_fp16_resumes_on_cpu(tmp_path):
+    from stylegan_fast.train.distributed import DistributedContext
+
+    G, D = _models(0)
+    context = DistributedContext(0, 1, 0, torch.device("cuda", 0), None)
+    config = _config(total_kimg=0.024, precision="fp16")
+    trainer = Trainer(
+        G,
+        D,
+        TensorDataset(random_images(16, R)),
+        config,
+        tmp_path,
+        context,
+        style_mix_fn=style_mix,
+        show_progress=False,
+    )
+    trainer.run()
+    assert trainer.G.mapping_layer.weight.device.type == "cuda"
+    record = read_stats(tmp_path / "stats.jsonl")[-1]
+    assert isinstance(record["loss/G"], float) and record["memory/peak_gib"] > 0
+    state = ckpt.load_checkpoint(trainer.checkpoints.latest())
+    assert state["G"]["mapping_layer.weight"].device.type == "cpu" and state["scaler"]["G"]

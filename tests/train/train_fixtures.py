@@ -83,7 +83,8 @@ class TinyGenerator(nn.Module):
         img = sum(layer(w[:, i]) for i, layer in enumerate(self.synthesis_layers))
         img = img.view(n, self.img_channels, r, r) * (1 + 0.1 * self.lod)
         if noise_mode == "random":
-            img = img + self.noise_strength * torch.randn(n, 1, r, r, dtype=img.dtype)
+            noise = torch.randn(n, 1, r, r, dtype=img.dtype, device=img.device)
+            img = img + self.noise_strength * noise
         return img
 
     def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="random"):
@@ -115,7 +116,7 @@ def style_mix(G, z, c=None, prob=0.9, generator=None):
     draw = torch.rand([], generator=generator)
     crossover = int(torch.randint(1, G.num_ws, [], generator=generator))
     if draw < prob:
-        z2 = torch.randn(z.shape, generator=generator, dtype=z.dtype)
+        z2 = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
         w2 = G.mapping(z2, c)
         w = torch.cat([w[:, :crossover], w2[:, crossover:]], dim=1)
     return w
