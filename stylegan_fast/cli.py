@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     op_bench.add_arguments(p)
     p.set_defaults(func=bench)
+    from stylegan_fast.train import prepare_data
+
+    p = commands.add_parser("prepare-data", help="check a folder of images and pack it into a zip")
+    prepare_data.add_arguments(p)
+    p.set_defaults(func=prepare_data.run)
     return parser
 
 

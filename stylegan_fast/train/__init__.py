@@ -1,0 +1,52 @@
+"""Training infrastructure: data, losses, EMA, checkpoints, distributed helpers, progress output.
+
+Modules (each with one job): ``data`` (datasets, sharded sampler), ``sources`` (folder/zip
+files), ``images`` (decode, convert, grids), ``prepare_data`` (the ``prepare-data`` command),
+``losses``, ``ema``, ``progressive`` (growing schedule, faded reals), ``checkpoint`` (+
+``state_tree``, ``rng``), ``distributed``, ``stats``, ``loop`` (the trainer). Nothing here
+imports ``stylegan_fast.models`` at import time.
+"""
+
+from .checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    export_generator,
+    load_checkpoint,
+    load_generator,
+    save_checkpoint,
+)
+from .data import BundledFaces, ImageFolderDataset, ShardedSampler, open_dataset
+from .ema import GeneratorEMA, ema_beta, update_ema
+from .images import ImageError, save_image_grid
+from .loop import Trainer, TrainingConfig
+from .losses import StyleGANLoss
+from .progressive import ProgressiveSchedule
+from .rng import capture_rng_state, restore_rng_state
+from .stats import ProgressBar, RunningMeans, StatsWriter
+
+__all__ = [
+    "BundledFaces",
+    "CheckpointError",
+    "CheckpointManager",
+    "GeneratorEMA",
+    "ImageError",
+    "ImageFolderDataset",
+    "ProgressBar",
+    "ProgressiveSchedule",
+    "RunningMeans",
+    "ShardedSampler",
+    "StatsWriter",
+    "StyleGANLoss",
+    "Trainer",
+    "TrainingConfig",
+    "capture_rng_state",
+    "ema_beta",
+    "export_generator",
+    "load_checkpoint",
+    "load_generator",
+    "open_dataset",
+    "restore_rng_state",
+    "save_checkpoint",
+    "save_image_grid",
+    "update_ema",
+]

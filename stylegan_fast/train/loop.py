@@ -1,0 +1,614 @@
+"""The StyleGAN training loop: alternating D and G steps with Adam, R1 (or WGAN-GP), style
+mixing, progressive growing, generator EMA, mixed precision, gradient accumulation,
+data-parallel ranks, and periodic stats, sample grids and checkpoints.
+
+Randomness is derived, not carried: every micro-batch draws its latents, style-mixing choices
+and synthesis noise from seeds computed from ``(seed, step, phase, micro-batch index)``. A
+micro-batch index ``m = rank + world_size * round`` names the same real images (items ``m,
+m + M, m + 2M, ...`` of the step's global batch, ``M = world_size * rounds``) however the
+``M`` micro-batches are spread over ranks and accumulation rounds. So a run resumed from a
+checkpoint continues bit-exactly on CPU, and ``W`` ranks with ``R`` rounds each train the same
+model as one process with ``W * R`` rounds (up to the order gradients are summed in).
+
+Layout of ``outdir``: ``stats.jsonl``, ``checkpoints/checkpoint-<images>.safetensors``,
+``samples/reals.png`` and ``samples/fakes-<images>.png``, and ``generator.safetensors`` (the EMA
+generator, exported when the run completes).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import dataclasses
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distributed
+from .checkpoint import CheckpointManager, export_generator, load_checkpoint
+from .data import ShardedSampler
+from .ema import GeneratorEMA
+from .losses import LOSSES, StyleGANLoss, lazy_regularization_adam
+from .progressive import ProgressiveSchedule, fade_reals, learning_rate
+from .rng import capture_rng_state
+from .stats import ProgressBar, RunningMeans, StatsWriter, save_image_grid
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_PHASE_D, _PHASE_G = 0, 1
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Hyper-parameters of a run (StyleGAN's defaults where it has one).
+
+    Sizes: ``batch_size`` is the global batch per step; each rank processes
+    ``batch_size / world_size`` images per step in rounds of ``batch_gpu`` (gradient
+    accumulation; None: one round).
+
+    The mapping network's learning-rate multiplier (0.01) is not set here: the models'
+    equalized-lr layers apply it (weights stored divided by it, scaled by it at run time), so
+    one Adam learning rate per network gives the mapping its smaller effective rate.
+    ``lr_per_resolution`` applies to both networks, as in StyleGAN.
+    """
+
+    total_kimg: float = 25_000.0
+    batch_size: int = 32
+    batch_gpu: int | None = None
+    loss: str = "logistic"
+    r1_gamma: float = 10.0
+    r1_interval: int = 1
+    style_mixing_prob: float = 0.9
+    wgan_lambda: float = 10.0
+    wgan_epsilon: float = 0.001
+    wgan_target: float = 1.0
+    g_lr: float = 0.001
+    d_lr: float = 0.001
+    lr_per_resolution: dict[int, float] | None = None
+    adam_betas: tuple[float, float] = (0.0, 0.99)
+    adam_eps: float = 1e-8
+    initial_resolution: int = 8
+    lod_training_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
+    reset_optimizer_on_new_lod: bool = True
+    ema_half_life_kimg: float = 10.0
+    ema_rampup: float | None = None
+    precision: str = "fp32"
+    seed: int = 0
+    data_workers: int = 0
+    log_kimg: float = 1.0
+    sample_kimg: float = 10.0
+    checkpoint_kimg: float = 10.0
+    keep_checkpoints: int | None = 3
+    sample_grid: tuple[int, int] = (8, 4)
+
+    def __post_init__(self):
+        if self.lr_per_resolution is not None:
+            self.lr_per_resolution = {int(k): float(v) for k, v in self.lr_per_resolution.items()}
+        self.adam_betas = tuple(self.adam_betas)
+        self.sample_grid = tuple(self.sample_grid)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}"
+            )
+        for name in ("batch_size", "r1_interval", "seed", "data_workers"):
+            value = getattr(self, name)
+            minimum = 0 if name in ("seed", "data_workers") else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        if self.batch_gpu is not None and (
+            isinstance(self.batch_gpu, bool)
+            or not isinstance(self.batch_gpu, int)
+            or self.batch_gpu < 1
+        ):
+            raise ValueError(f"batch_gpu must be None or a positive int, got {self.batch_gpu!r}")
+        for name in (
+            "total_kimg",
+            "g_lr",
+            "d_lr",
+            "ema_half_life_kimg",
+            "log_kimg",
+            "sample_kimg",
+            "checkpoint_kimg",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if len(self.sample_grid) != 2 or any(
+            not isinstance(v, int) or v < 1 for v in self.sample_grid
+        ):
+            raise ValueError(
+                f"sample_grid must be (cols, rows) of positive ints, got {self.sample_grid!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainingConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainingConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _derived_seeds(*key: int) -> tuple[int, int]:
+    """Two independent 63-bit seeds from a tuple of non-negative ints."""
+    words = np.random.SeedSequence(list(key)).generate_state(4, dtype=np.uint32).tolist()
+    return (words[0] << 31 | words[1] >> 1), (words[2] << 31 | words[3] >> 1)
+
+
+def _crossed(before: int, after: int, interval_kimg: float) -> bool:
+    interval = max(1, round(interval_kimg * 1000))
+    return after // interval > before // interval
+
+
+class Trainer:
+    """Trains ``G`` and ``D`` on ``dataset`` (items ``(image [C, R, R] in [-1, 1], label
+    [label_dim])``) following ``config``.
+
+    ``G``/``D`` follow the ``stylegan_fast.models`` contract: ``G.mapping``, ``G.synthesis``,
+    ``G.config`` (``to_dict``; ``progressive`` selects growing), ``G.z_dim``, ``G.c_dim``,
+    ``G.resolution``, ``G.img_channels``, buffer ``G.w_avg``, ``set_lod`` when progressive, and
+    ``D(img, c) -> [N, 1]``. They are moved to the context's device; every rank starts from
+    rank 0's weights.
+
+    Args:
+        outdir: run directory (written by rank 0 only).
+        context: from :func:`distributed.init_distributed` (default: one process on CPU).
+        G_ema: the averaged generator (default: a copy of ``G``).
+        style_mix_fn: see :class:`losses.StyleGANLoss`.
+        show_progress: show the tqdm bar (rank 0).
+    """
+
+    def __init__(
+        self,
+        G: torch.nn.Module,
+        D: torch.nn.Module,
+        dataset: torch.utils.data.Dataset,
+        config: TrainingConfig,
+        outdir: str | Path,
+        context: distributed.DistributedContext | None = None,
+        G_ema: torch.nn.Module | None = None,
+        style_mix_fn: Callable | None = None,
+        show_progress: bool = True,
+    ):
+        self.config = config
+        self.context = context or distributed.DistributedContext(0, 1, 0, torch.device("cpu"), None)
+        world = self.context.world_size
+        if config.batch_size % world:
+            raise ValueError(
+                f"batch_size {config.batch_size} is not divisible by the {world} ranks"
+            )
+        self.batch_per_rank = config.batch_size // world
+        self.batch_gpu = config.batch_gpu or self.batch_per_rank
+        if self.batch_per_rank % self.batch_gpu:
+            raise ValueError(
+                f"batch_gpu {self.batch_gpu} must divide the per-rank batch {self.batch_per_rank} "
+                f"(batch_size {config.batch_size} / {world} ranks)"
+            )
+        self.rounds = self.batch_per_rank // self.batch_gpu
+        self._check_data(G, dataset)
+
+        device = self.context.device
+        self.device = device
+        self.G = G.to(device).train()
+        self.D = D.to(device).train()
+        self.G_ema = (G_ema if G_ema is not None else copy.deepcopy(G)).to(device).eval()
+        self.G_ema.requires_grad_(False)
+        for module in (self.G, self.D, self.G_ema):
+            distributed.broadcast_module(module)
+        self.dataset = dataset
+        self.label_dim = int(getattr(dataset, "label_dim", 0))
+
+        self.progressive = bool(getattr(G.config, "progressive", False))
+        self.schedule = (
+            ProgressiveSchedule(
+                G.resolution,
+                min(config.initial_resolution, G.resolution),
+                config.lod_training_kimg,
+                config.lod_transition_kimg,
+            )
+            if self.progressive
+            else None
+        )
+        self.loss = StyleGANLoss(
+            self.G,
+            self.D,
+            loss=config.loss,
+            r1_gamma=config.r1_gamma,
+            r1_interval=config.r1_interval,
+            style_mixing_prob=config.style_mixing_prob,
+            wgan_lambda=config.wgan_lambda,
+            wgan_epsilon=config.wgan_epsilon,
+            wgan_target=config.wgan_target,
+            style_mix_fn=style_mix_fn,
+        )
+        # Lazy R1 runs every r1_interval D steps: StyleGAN2's Adam correction keeps the
+        # optimizer's effective statistics per image unchanged (identity for interval 1).
+        self._d_interval = (
+            config.r1_interval if config.loss == "logistic" and config.r1_gamma > 0 else 1
+        )
+        _, d_betas = lazy_regularization_adam(config.d_lr, config.adam_betas, self._d_interval)
+        self.G_opt = torch.optim.Adam(
+            self.G.parameters(), lr=config.g_lr, betas=config.adam_betas, eps=config.adam_eps
+        )
+        self.D_opt = torch.optim.Adam(
+            self.D.parameters(), lr=config.d_lr, betas=d_betas, eps=config.adam_eps
+        )
+        fp16 = config.precision == "fp16"
+        self.scalers = {
+            "G": torch.amp.GradScaler(device.type, enabled=fp16),
+            "D": torch.amp.GradScaler(device.type, enabled=fp16),
+        }
+        self.ema = GeneratorEMA(config.ema_half_life_kimg * 1000, config.ema_rampup)
+
+        self.images_seen = 0
+        self.step = 0
+        self.d_steps = 0
+        self.lod = self.schedule.lod(0) if self.schedule else 0.0
+        self._lod_applied: float | None = None
+        self._batches: Iterator | None = None
+
+        self.outdir = Path(outdir)
+        main = self.context.is_main
+        self.checkpoints = (
+            CheckpointManager(self.outdir / "checkpoints", config.keep_checkpoints)
+            if main
+            else None
+        )
+        self.stats = StatsWriter(self.outdir, enabled=main)
+        self.show_progress = show_progress and main
+        self._means = RunningMeans()
+        self._progress: ProgressBar | None = None
+        grid_generator = torch.Generator().manual_seed(config.seed)
+        cols, rows = config.sample_grid
+        self._grid_z = torch.randn(cols * rows, G.z_dim, generator=grid_generator)
+        self._last_log = (time.perf_counter(), 0)
+
+    @staticmethod
+    def _check_data(G, dataset) -> None:
+        image, label = dataset[0]
+        if tuple(image.shape) != (G.img_channels, G.resolution, G.resolution):
+            raise ValueError(
+                f"dataset images are {list(image.shape)} but the generator makes "
+                f"[{G.img_channels}, {G.resolution}, {G.resolution}]"
+            )
+        label_dim = int(getattr(dataset, "label_dim", label.numel()))
+        if label_dim != G.c_dim:
+            raise ValueError(
+                f"dataset has {label_dim} label classes but the generator's c_dim is {G.c_dim}"
+            )
+
+    # --- state -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The checkpoint tree (see :mod:`checkpoint`)."""
+        D_config = getattr(self.D, "config", None)
+        return {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict(),
+            "G_opt": self.G_opt.state_dict(),
+            "D_opt": self.D_opt.state_dict(),
+            "scaler": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
+            "progress": {
+                "images_seen": self.images_seen,
+                "step": self.step,
+                "d_steps": self.d_steps,
+                "lod": self.lod,
+            },
+            "rng": capture_rng_state(),
+            "config": {
+                "G": self.G.config.to_dict(),
+                "D": D_config.to_dict() if D_config is not None else None,
+                "train": self.config.to_dict(),
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores weights, optimizers, scalers and progress from :meth:`state_dict`'s tree.
+
+        The torch/numpy/Python generators are not restored: the loop's draws are derived from
+        (seed, step), and the caller's generators are the caller's.
+        """
+        saved = TrainingConfig.from_dict(state["config"]["train"])
+        differing = [
+            f.name
+            for f in dataclasses.fields(TrainingConfig)
+            if f.name
+            not in (
+                "total_kimg",
+                "log_kimg",
+                "sample_kimg",
+                "checkpoint_kimg",
+                "keep_checkpoints",
+                "data_workers",
+            )
+            and getattr(saved, f.name) != getattr(self.config, f.name)
+        ]
+        if differing:
+            warnings.warn(
+                f"resuming with training options that differ from the checkpoint's: {differing}; "
+                "the run will not continue exactly as it would have",
+                stacklevel=2,
+            )
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.G_opt.load_state_dict(state["G_opt"])
+        self.D_opt.load_state_dict(state["D_opt"])
+        for name, scaler in self.scalers.items():
+            if state["scaler"].get(name):
+                scaler.load_state_dict(state["scaler"][name])
+        progress = state["progress"]
+        self.images_seen = int(progress["images_seen"])
+        self.step = int(progress["step"])
+        self.d_steps = int(progress["d_steps"])
+        self.lod = float(progress["lod"])
+        self._lod_applied = self.lod
+        self._batches = None  # restarts the data stream at images_seen
+
+    def resume(self, path: str | Path) -> None:
+        """Continues from the checkpoint at ``path`` (refused if corrupt)."""
+        self.load_state_dict(load_checkpoint(path))
+
+    def save_checkpoint(self) -> Path | None:
+        """Writes a checkpoint named by images seen (rank 0); other ranks wait for it."""
+        path = None
+        if self.context.is_main:
+            path = self.checkpoints.save(self.state_dict(), self.images_seen)
+        distributed.barrier()
+        return path
+
+    # --- one step ------------------------------------------------------------------------
+
+    def _data(self) -> Iterator:
+        if self._batches is None:
+            world = self.context.world_size
+            sampler = ShardedSampler(
+                len(self.dataset),
+                self.context.rank,
+                world,
+                seed=self.config.seed,
+                start=self.images_seen // world,
+            )
+            loader = torch.utils.data.DataLoader(
+                self.dataset,
+                batch_size=self.batch_per_rank,
+                sampler=sampler,
+                num_workers=self.config.data_workers,
+                pin_memory=self.device.type == "cuda",
+                drop_last=True,
+                # The loader draws a base seed at each iterator start: from its own generator,
+                # so it never shifts the global RNG between a run and its resumption.
+                generator=torch.Generator().manual_seed(self.config.seed),
+                persistent_workers=self.config.data_workers > 0,
+            )
+            self._batches = iter(loader)
+        return self._batches
+
+    def _apply_schedule(self) -> None:
+        lod = self.schedule.lod(self.images_seen) if self.schedule else 0.0
+        resolution = self.schedule.resolution_at(lod) if self.schedule else self.G.resolution
+        if self.schedule is not None and lod != self._lod_applied:
+            previous = self._lod_applied if self._lod_applied is not None else lod
+            if self.config.reset_optimizer_on_new_lod and (
+                math.floor(lod) != math.floor(previous) or math.ceil(lod) != math.ceil(previous)
+            ):
+                # PGGAN/StyleGAN restart Adam's moments when a new level starts fading in.
+                self.G_opt.state = collections.defaultdict(dict)
+                self.D_opt.state = collections.defaultdict(dict)
+            self.G.set_lod(lod)
+            self.D.set_lod(lod)
+            self.G_ema.set_lod(lod)
+        self._lod_applied = lod
+        self.lod = lod
+        ratio = self._d_interval / (self._d_interval + 1) if self._d_interval > 1 else 1.0
+        g_lr = learning_rate(self.config.g_lr, self.config.lr_per_resolution, resolution)
+        d_lr = learning_rate(self.config.d_lr, self.config.lr_per_resolution, resolution) * ratio
+        for group in self.G_opt.param_groups:
+            group["lr"] = g_lr
+        for group in self.D_opt.param_groups:
+            group["lr"] = d_lr
+
+    def _seed_draws(self, phase: int, micro_batch: int) -> torch.Generator:
+        """Seeds torch's global generators (synthesis noise) and returns a CPU generator for
+        the micro-batch's latents, style mixing and penalties."""
+        draws, noise = _derived_seeds(self.config.seed, self.step, phase, micro_batch)
+        # Not torch.manual_seed: without an initialised CUDA context it queues a CUDA seeding
+        # call with a captured traceback each time (measured ~0.5 ms, ~15 ms per tiny step).
+        torch.default_generator.manual_seed(noise)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(noise)
+        return torch.Generator().manual_seed(draws)
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.config.precision]
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One D step and one G step on the next global batch; returns detached stats."""
+        self._apply_schedule()
+        images, labels = next(self._data())
+        images = fade_reals(images.to(self.device, non_blocking=True), self.lod)
+        labels = labels.to(self.device, non_blocking=True)
+        rounds, world, rank = self.rounds, self.context.world_size, self.context.rank
+        micro = [
+            (images[j::rounds], labels[j::rounds] if self.label_dim else None)
+            for j in range(rounds)
+        ]
+        stats: dict[str, torch.Tensor] = {}
+
+        def add(values):
+            for name, value in values.items():
+                stats[name] = stats.get(name, 0) + value / rounds
+
+        # Discriminator.
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        self.D_opt.zero_grad(set_to_none=True)
+        regularize = self.loss.is_regularization_step(self.d_steps)
+        for j, (real, c) in enumerate(micro):
+            generator = self._seed_draws(_PHASE_D, rank + world * j)
+            z = torch.randn(real.shape[0], self.G.z_dim, generator=generator).to(self.device)
+            with self._autocast():
+                loss, values = self.loss.discriminator_loss(real, c, z, c, generator)
+            self.scalers["D"].scale(loss / rounds).backward()
+            add(values)
+            if regularize:  # double backward: eager, full precision
+                penalty, values = self.loss.discriminator_regularization(real, c)
+                self.scalers["D"].scale(penalty / rounds).backward()
+                add(values)
+        distributed.all_reduce_gradients(self.D.parameters())
+        self.scalers["D"].step(self.D_opt)
+        self.scalers["D"].update()
+        self.d_steps += 1
+
+        # Generator.
+        self.D.requires_grad_(False)
+        self.G.requires_grad_(True)
+        self.G_opt.zero_grad(set_to_none=True)
+        latents = []
+        for j, (real, c) in enumerate(micro):
+            generator = self._seed_draws(_PHASE_G, rank + world * j)
+            z = torch.randn(real.shape[0], self.G.z_dim, generator=generator).to(self.device)
+            latents.append((z, c))
+            with self._autocast():
+                loss, values = self.loss.generator_loss(z, c, generator)
+            self.scalers["G"].scale(loss / rounds).backward()
+            add(values)
+        distributed.all_reduce_gradients(self.G.parameters())
+        self.scalers["G"].step(self.G_opt)
+        self.scalers["G"].update()
+        self.D.requires_grad_(True)
+
+        with torch.no_grad():
+            # Track w_avg (for truncation) with this step's latents; ranks average theirs.
+            z_all = torch.cat([z for z, _ in latents])
+            c_all = torch.cat([c for _, c in latents]) if self.label_dim else None
+            self.G.mapping(z_all, c_all, update_w_avg=True)
+            self.G.w_avg.copy_(distributed.all_reduce_mean(self.G.w_avg))
+
+        self.images_seen += self.config.batch_size
+        self.step += 1
+        self.ema.update(self.G_ema, self.G, self.config.batch_size, self.images_seen)
+        return stats
+
+    # --- the run -------------------------------------------------------------------------
+
+    @property
+    def kimg(self) -> float:
+        return self.images_seen / 1000
+
+    def save_samples(self, name: str | None = None) -> Path | None:
+        """A grid of ``G_ema`` images from the run's fixed latents, constant noise (rank 0)."""
+        if not self.context.is_main:
+            return None
+        images = []
+        with torch.no_grad():
+            for start in range(0, len(self._grid_z), self.batch_gpu):
+                z = self._grid_z[start : start + self.batch_gpu].to(self.device)
+                c = None
+                if self.label_dim:
+                    classes = (
+                        torch.arange(start, start + len(z), device=self.device) % self.label_dim
+                    )
+                    c = torch.nn.functional.one_hot(classes, self.label_dim).float()
+                images.append(self.G_ema(z, c, noise_mode="const").float().cpu())
+        path = self.outdir / "samples" / (name or f"fakes-{self.images_seen:09d}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image_grid(torch.cat(images), path, self.config.sample_grid)
+        return path
+
+    def save_reals(self) -> Path | None:
+        """The first dataset images in the sample grid's layout (rank 0)."""
+        if not self.context.is_main:
+            return None
+        cols, rows = self.config.sample_grid
+        count = min(cols * rows, len(self.dataset))
+        images = torch.stack([self.dataset[i][0] for i in range(count)])
+        if count < cols * rows:
+            images = torch.cat([images, images.new_zeros(cols * rows - count, *images.shape[1:])])
+        path = self.outdir / "samples" / "reals.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image_grid(images, path, self.config.sample_grid)
+        return path
+
+    def _log(self) -> dict[str, float]:
+        now = time.perf_counter()
+        last_time, last_images = self._last_log
+        elapsed = max(now - last_time, 1e-9)
+        record: dict[str, float] = {
+            "lod": self.lod,
+            "lr/G": self.G_opt.param_groups[0]["lr"],
+            "lr/D": self.D_opt.param_groups[0]["lr"],
+            "img_per_s": (self.images_seen - last_images) / elapsed,
+        }
+        record.update(self._means.means())
+        if self.device.type == "cuda":
+            record["memory/peak_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        self._last_log = (now, self.images_seen)
+        self.stats.write(self.kimg, record, step=self.step)
+        return record
+
+    def run(self, until_kimg: float | None = None) -> dict[str, float]:
+        """Trains to ``config.total_kimg`` (or to ``until_kimg``, e.g. to stop early), writing
+        stats, samples and checkpoints at their intervals and at the end. Returns the last
+        stats record."""
+        config = self.config
+        stop = min(config.total_kimg, until_kimg) if until_kimg is not None else config.total_kimg
+        stop_images = math.ceil(stop * 1000)
+        if self.show_progress:
+            self._progress = ProgressBar(config.total_kimg, self.kimg)
+        if self.images_seen == 0:
+            self.save_reals()
+            self.save_samples("fakes-init.png")
+        self._last_log = (time.perf_counter(), self.images_seen)
+        record: dict[str, float] = {}
+        try:
+            while self.images_seen < stop_images:
+                before = self.images_seen
+                self._means.add(self.train_step())
+                after = self.images_seen
+                last = after >= stop_images
+                if _crossed(before, after, config.log_kimg) or last:
+                    record = self._log()
+                    if self._progress is not None:
+                        losses = {
+                            name.removeprefix("loss/"): value
+                            for name, value in record.items()
+                            if name.startswith("loss/")
+                        }
+                        self._progress.update(self.kimg, losses)
+                elif self._progress is not None:
+                    self._progress.update(self.kimg)
+                if _crossed(before, after, config.sample_kimg) or last:
+                    self.save_samples()
+                if _crossed(before, after, config.checkpoint_kimg) or last:
+                    self.save_checkpoint()
+        finally:
+            if self._progress is not None:
+                self._progress.close()
+                self._progress = None
+        if self.images_seen >= math.ceil(config.total_kimg * 1000) and self.context.is_main:
+            export_generator(self.outdir / "generator.safetensors", self.G_ema)
+        return record
+
+    def close(self) -> None:
+        self.stats.close()
