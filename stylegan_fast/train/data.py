@@ -129,8 +129,8 @@ class ImageFolderDataset(_ImageDataset):
         path: a directory or a ``.zip`` file.
         resolution: output side R (the model's resolution).
         channels: 3 (RGB) or 1 (greyscale).
-        labels: None: use ``dataset.json`` at the root if there is one; False: unlabelled;
-            a path: read labels from that JSON file.
+        labels: None: use ``dataset.json`` at the root if there is one; True: require it;
+            False: unlabelled; a path: read labels from that JSON file.
         xflip: add a mirrored copy of every image (the dataset doubles in length).
         skip_bad: False: an unusable image raises :class:`images.ImageError` naming the
             file; True: it is left out, and listed in ``skipped`` as ``(name, reason)``.

@@ -576,6 +576,7 @@ class Trainer:
         stop_images = math.ceil(stop * 1000)
         if self.show_progress:
             self._progress = ProgressBar(config.total_kimg, self.kimg)
+        self._apply_schedule()  # the initial samples show the starting level of detail
         if self.images_seen == 0:
             self.save_reals()
             self.save_samples("fakes-init.png")

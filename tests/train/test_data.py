@@ -199,6 +199,10 @@ def test_bad_dataset_arguments(folder, tmp_path):
         with pytest.raises(ValueError, match=message):
             ImageFolderDataset(folder["root"], **kwargs)
     assert len(ImageFolderDataset(folder["root"], resolution=R, max_images=2, labels=False)) == 2
+    (folder["root"] / "dataset.json").unlink()
+    assert ImageFolderDataset(folder["root"], resolution=R).label_dim == 0
+    with pytest.raises(ValueError, match="labels requested but there is no dataset.json"):
+        ImageFolderDataset(folder["root"], resolution=R, labels=True)
 
 
 def test_bundled_faces_are_the_lfw_faces():
