@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import os
 import platform
 import re
 import statistics
@@ -293,6 +294,10 @@ def environment(device: torch.device) -> dict:
         "triton": triton_version,
         "stylegan_fast": __version__,
         "git_sha": sha or "unknown",
+        # CPU timings are only as good as the machine was quiet: say how busy it was.
+        "load_average": " / ".join(f"{v:.1f}" for v in os.getloadavg())
+        if hasattr(os, "getloadavg")
+        else "",
     }
 
 
@@ -383,7 +388,13 @@ def append_markdown(
         + (f", {env['threads']} threads" if env.get("threads") else "")
         + f"\n\ntorch {env['torch']}, triton {env['triton']}, stylegan_fast "
         f"{env['stylegan_fast']} ({env['git_sha']}); measured copy bandwidth "
-        f"{copy_gbps:.1f} GB/s.\n\nCommand: `{command}`\n\n"
+        f"{copy_gbps:.1f} GB/s"
+        + (
+            f"; load average (1/5/15 min) before the run {env['load_average']}"
+            if env.get("load_average") and env.get("threads")
+            else ""
+        )
+        + f".\n\nCommand: `{command}`\n\n"
     )
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a") as f:
