@@ -24,12 +24,13 @@ __all__ = [
     "synthesize",
 ]
 
-from . import generate, interpolate, mix, noise  # noqa: E402
+from . import generate, interpolate, metrics, mix, noise  # noqa: E402
 
 # The commands cli.build_parser registers: name -> (module with add_arguments/run, help).
 COMMANDS = {
     "generate": (generate, "one PNG per seed (and a grid) from a checkpoint or export"),
     "mix": (mix, "the style-mixing figure: coarse/middle/fine styles copied across seeds"),
     "interpolate": (interpolate, "frames between seeds (lerp in W, slerp in Z): strip and GIF"),
+    "metrics": (metrics, "FID/KID/PPL of a checkpoint or export (appends to metrics.jsonl)"),
     "noise": (noise, "stochastic variation: one latent, many noise draws, the std map"),
 }
