@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("prepare-data", help="check a folder of images and pack it into a zip")
     prepare_data.add_arguments(p)
     p.set_defaults(func=prepare_data.run)
+    from stylegan_fast.tools import COMMANDS as tool_commands
+
+    for name, (module, help_text) in tool_commands.items():
+        p = commands.add_parser(name, help=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 

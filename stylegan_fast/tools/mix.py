@@ -1,0 +1,177 @@
+"""``stylegan-fast mix``: the style-mixing figure (Karras et al. 2019, Fig. 3).
+
+Layout as in the paper's figure: the top row holds the column images (source B), the left
+column the row images (source A). Cell (i, j) is row image i with the chosen subset of its
+styles replaced by column image j's: ``w = w_A[i]; w[styles] = w_B[j][styles]``. Copying the
+coarse styles from B brings B's pose and face shape while A keeps its colours; the fine
+styles bring mostly B's colour scheme.
+
+Style bands by resolution, as the paper defines them: coarse = the layers at 4²-8², middle
+= 16²-32², fine = 64² and up (layers ``2k, 2k + 1`` drive resolution ``4 * 2**k``). A model
+below 64² has no fine layers; there the top resolution's two layers are taken as "fine"
+(out of middle or coarse), so a 32² model (8 layers) maps coarse -> 0-3 (4², 8²),
+middle -> 4-5 (16²), fine -> 6-7 (32²). A band left empty (e.g. middle at 16²) is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import torch
+
+from ..models.synthesis import NOISE_MODES
+from . import _common
+from .generate import seed_ws, synthesize
+
+BANDS = ("coarse", "middle", "fine", "all")
+
+
+def style_bands(num_ws: int) -> dict[str, list[int]]:
+    """The w layers of each band for a generator with ``num_ws`` layers (see the module
+    docstring): ``{"coarse": [...], "middle": [...], "fine": [...], "all": [...]}``."""
+    if num_ws < 2 or num_ws % 2:
+        raise ValueError(f"num_ws must be an even number >= 2, got {num_ws}")
+    resolution = {layer: 4 * 2 ** (layer // 2) for layer in range(num_ws)}
+    top = resolution[num_ws - 1]
+    bands = {
+        "coarse": [i for i, r in resolution.items() if r <= 8],
+        "middle": [i for i, r in resolution.items() if 16 <= r <= 32],
+        "fine": [i for i, r in resolution.items() if r >= 64],
+    }
+    if not bands["fine"]:
+        bands["fine"] = [i for i, r in resolution.items() if r == top]
+        bands["coarse"] = [i for i in bands["coarse"] if resolution[i] != top]
+        bands["middle"] = [i for i in bands["middle"] if resolution[i] != top]
+    bands["all"] = list(range(num_ws))
+    return bands
+
+
+def parse_styles(text: str, num_ws: int) -> list[int]:
+    """``coarse``, ``middle``, ``fine``, ``all`` or explicit layers (``0-3``, ``0,2,5-6``) in
+    ``[0, num_ws)``; ValueError naming ``--styles`` otherwise."""
+    if text in BANDS:
+        layers = style_bands(num_ws)[text]
+        if not layers:
+            raise ValueError(
+                f"--styles: a {4 * 2 ** (num_ws // 2 - 1)}² generator has no {text} layers; "
+                f"bands here: {_describe(num_ws)}"
+            )
+        return layers
+    try:
+        layers = _common.parse_range(text, "styles")
+    except ValueError:
+        raise ValueError(
+            f"--styles: expected one of {', '.join(BANDS)} or layers like 0-3, got {text!r}"
+        ) from None
+    if max(layers) >= num_ws:
+        raise ValueError(f"--styles: layers must be in [0, {num_ws - 1}], got {max(layers)}")
+    return sorted(set(layers))
+
+
+def _describe(num_ws: int) -> str:
+    return "; ".join(
+        f"{name} {layers[0]}-{layers[-1]}" if layers else f"{name} none"
+        for name, layers in style_bands(num_ws).items()
+    )
+
+
+def mix_styles(w_rows: torch.Tensor, w_cols: torch.Tensor, styles: Sequence[int]) -> torch.Tensor:
+    """``[R, C, num_ws, w_dim]``: entry (i, j) is ``w_rows[i]`` with layers ``styles`` taken
+    from ``w_cols[j]``. ``w_rows: [R, num_ws, w_dim]``, ``w_cols: [C, num_ws, w_dim]``."""
+    rows, cols = w_rows.shape[0], w_cols.shape[0]
+    mixed = w_rows.unsqueeze(1).repeat(1, cols, 1, 1)
+    index = torch.as_tensor(list(styles), dtype=torch.long, device=w_rows.device)
+    mixed[:, :, index] = w_cols[:, index].unsqueeze(0).expand(rows, -1, -1, -1)
+    return mixed
+
+
+def style_mixing(
+    G,
+    row_seeds: Sequence[int],
+    col_seeds: Sequence[int],
+    styles: Sequence[int],
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    noise_mode: str = "const",
+    class_idx: int | None = None,
+    batch_size: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The figure's images: ``(row_images [R, C_img, H, W], col_images [C, ...], cells [R, C,
+    C_img, H, W])``, on the CPU. With random noise, every image of row i uses row seed i's
+    noise (the destination's)."""
+    w_rows = seed_ws(G, row_seeds, truncation_psi, truncation_cutoff, class_idx)
+    w_cols = seed_ws(G, col_seeds, truncation_psi, truncation_cutoff, class_idx)
+    row_images = synthesize(G, w_rows, noise_mode, row_seeds, batch_size)
+    col_images = synthesize(G, w_cols, noise_mode, col_seeds, batch_size)
+    mixed = mix_styles(w_rows, w_cols, styles).flatten(0, 1)
+    noise_seeds = [s for s in row_seeds for _ in col_seeds]
+    cells = synthesize(G, mixed, noise_mode, noise_seeds, batch_size)
+    return row_images, col_images, cells.unflatten(0, (len(row_seeds), len(col_seeds)))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _common.add_network_arguments(parser)
+    parser.add_argument(
+        "--rows", required=True, help="seeds of the left column (source A, destinations)"
+    )
+    parser.add_argument(
+        "--cols", required=True, help="seeds of the top row (source B, whose styles are copied)"
+    )
+    parser.add_argument(
+        "--styles",
+        default="coarse",
+        help="styles copied from the column images: coarse (4²-8²), middle (16²-32²), fine "
+        "(64²+; the top resolution below 64²), all, or layers like 0-3 (default coarse)",
+    )
+    _common.add_truncation_arguments(parser)
+    parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
+    _common.add_class_argument(parser)
+    parser.add_argument(
+        "--save-cells", action="store_true", help="also write each image as its own PNG"
+    )
+    parser.add_argument("--batch", type=int, default=8, help="images per generator call (8)")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = _common.parse_seeds(args.rows, "rows")
+    cols = _common.parse_seeds(args.cols, "cols")
+    _common.positive("batch", args.batch)
+    G = _common.load_network(args)
+    styles = parse_styles(args.styles, G.num_ws)
+    _common.check_truncation(G, args.trunc, args.trunc_cutoff)
+    _common.labels(G, args.class_idx, 1)
+    outdir = _common.make_outdir(args.outdir)
+    row_images, col_images, cells = style_mixing(
+        G,
+        rows,
+        cols,
+        styles,
+        args.trunc,
+        args.trunc_cutoff,
+        args.noise_mode,
+        args.class_idx,
+        args.batch,
+    )
+    row_px, col_px = _common.to_pixels(row_images), _common.to_pixels(col_images)
+    cell_px = _common.to_pixels(cells.flatten(0, 1)).reshape(
+        len(rows), len(cols), *row_px.shape[1:]
+    )
+    figure = [[None, *col_px]] + [[row_px[i], *cell_px[i]] for i in range(len(rows))]
+    path = _common.save_png(_common.compose(figure), outdir / "stylemix.png")
+    print(
+        f"wrote {path}: {len(rows)} rows x {len(cols)} columns, styles {styles[0]}-{styles[-1]}"
+        if styles == list(range(styles[0], styles[-1] + 1))
+        else f"wrote {path}: {len(rows)} rows x {len(cols)} columns, styles {styles}"
+    )
+    if args.save_cells:
+        for seed, image in zip(rows, row_px):
+            _common.save_png(image, outdir / f"seed{seed:04d}.png")
+        for seed, image in zip(cols, col_px):
+            _common.save_png(image, outdir / f"seed{seed:04d}.png")
+        for i, row_seed in enumerate(rows):
+            for j, col_seed in enumerate(cols):
+                name = f"mix-row{row_seed:04d}-col{col_seed:04d}.png"
+                _common.save_png(cell_px[i, j], outdir / name)
+        print(f"wrote {len(rows) + len(cols) + len(rows) * len(cols)} single images to {outdir}")
+    return 0
