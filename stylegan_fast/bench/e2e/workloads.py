@@ -26,7 +26,6 @@ import torch
 
 from ... import _backend
 from ...models import Discriminator, Generator, preset_configs
-from ...train.losses import StyleGANLoss, lazy_regularization_adam
 from .peer import PeerDiscriminator, PeerGenerator
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -49,7 +48,8 @@ def model_backends(device: torch.device) -> list[str]:
 def providers_for(workload: str, device: torch.device, requested=None, quick=False) -> list[str]:
     """The providers that can run ``workload`` on ``device``, filtered by ``requested``.
 
-    Defaults leave out the compiled providers on the CPU (Inductor compiles C++ for minutes)."""
+    Defaults leave out the compiled providers on the CPU (Inductor compiles C++ for minutes),
+    and with ``quick`` the explicit backends (``auto`` stands for the one it picks)."""
     names = ["peer", "peer-compile", "ref", "compile", "auto", *model_backends(device)]
     if workload == "generator" and device.type == "cuda":
         names.append("auto+graph")
@@ -62,6 +62,8 @@ def providers_for(workload: str, device: torch.device, requested=None, quick=Fal
         return [p for p in names if p in requested]
     if device.type == "cpu":
         names = [p for p in names if "compile" not in p]
+    if quick:  # auto already runs one of the backends; timing it twice doubles a slow run
+        names = [p for p in names if p not in BACKEND_PROVIDERS[1:]]
     return names
 
 
@@ -119,6 +121,8 @@ def train_step_call(
     """``call(rep)``: ``max(r1_every, 1)`` training steps, each a D step on reals + fakes
     (non-saturating logistic loss), R1 on reals when due (gamma 10, scaled by the interval),
     Adam, then a G step (style mixing 0.9, random noise), Adam — the train package's losses."""
+    from ...train.losses import StyleGANLoss, lazy_regularization_adam
+
     if precision == "fp16":
         raise ValueError("train steps run in fp32 or bf16 (fp16 needs the trainer's loss scaler)")
     dtype = PRECISIONS[precision]
