@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shlex
 import sys
 
 import torch
@@ -66,13 +65,6 @@ def info(_args: argparse.Namespace) -> int:
     return 0
 
 
-def bench(args: argparse.Namespace) -> int:
-    from stylegan_fast import bench as op_bench
-
-    op_bench.run_from_args(args, "stylegan-fast " + " ".join(shlex.quote(a) for a in args.argv))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stylegan-fast",
@@ -81,11 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     p = commands.add_parser("info", help="versions, extension state, backend per op and why")
     p.set_defaults(func=info)
-    p = commands.add_parser("bench", help="time the ops against eager and torch.compile")
-    from stylegan_fast import bench as op_bench
+    p = commands.add_parser(
+        "bench", help="time the ops and the whole model (inference, train step) vs eager/compile"
+    )
+    from stylegan_fast.bench import command as bench_command
 
-    op_bench.add_arguments(p)
-    p.set_defaults(func=bench)
+    bench_command.add_arguments(p)
+    p.set_defaults(func=bench_command.run)
     from stylegan_fast.train import prepare_data
 
     p = commands.add_parser("prepare-data", help="check a folder of images and pack it into a zip")
