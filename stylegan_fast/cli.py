@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("prepare-data", help="check a folder of images and pack it into a zip")
     prepare_data.add_arguments(p)
     p.set_defaults(func=prepare_data.run)
+    from stylegan_fast.train import command as train_command
+
+    p = commands.add_parser("train", help="train a preset on images or the bundled faces")
+    train_command.add_arguments(p)
+    p.set_defaults(func=train_command.run)
     from stylegan_fast.tools import COMMANDS as tool_commands
 
     for name, (module, help_text) in tool_commands.items():
