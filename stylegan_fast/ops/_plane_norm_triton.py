@@ -22,12 +22,16 @@ Plans and their memory traffic (``X`` = the bytes of x; noise and the [N, C] / [
 1/C of that or less and left out; the minimum is one read of each input and one write of each
 output: ``2X`` forward, ``3X`` backward):
 
-- **one pass** (the plane fits one program's registers: up to 16384 pixels on the GPU, i.e. up
-  to 128x128 in NCHW; channels_last up to 32x32 so that a tile keeps 16 channels = 64 contiguous
-  bytes per pixel): one program loads the tile, reduces the statistics in registers (an exact
-  two-pass variance over values already on chip) and writes the output. Forward ``2X``
-  (minimum), backward ``3X`` (minimum), one launch each (the backward adds one small launch
-  that sums dbias/dnoise_strength over the batch).
+- **one pass** (the plane fits one program's registers on the GPU: NCHW planes up to 16384
+  pixels, i.e. 128x128; channels_last up to 32x32, a tile keeping 16 channels (forward) or 8
+  (backward) contiguous per pixel): one program loads the tile, reduces the statistics on chip
+  (an exact two-pass variance over values already loaded) and writes the output. Forward
+  ``2X``, backward ``3X``: the minimum. Launches: one forward; one backward (adain), two for
+  layer_epilogue (the ordered batch sum of the dbias/dnoise_strength partials). Backward tiles
+  above 8192 values (128x128 NCHW) load the tile a second time after the reductions instead of
+  keeping it live (it spilled registers otherwise); that second read hits L2 (the program read
+  those <= 128 KB just before; ~132 resident tiles are ~17 MB of a 50 MB L2), so DRAM traffic
+  stays ``3X`` (assumed from cache sizes, not measured).
 - **split** (bigger planes, up to 1024x1024): pass 1 gives each chunk of a plane its own mean and
   sum of squared deviations (merged over the chunk's sub-tiles with Chan's update, then over the
   chunks in a fixed order by a small finalize kernel: deterministic, no atomics, no E[u^2] -
@@ -35,7 +39,8 @@ output: ``2X`` forward, ``3X`` backward):
   ``5X`` (x and dy read twice), three launches each (+ the batch sum). Holding a plane of more
   than ~16k values on chip between the passes needs a grid-wide barrier, which Triton cannot
   express safely (a spin-wait deadlocks under the interpreter and whenever the programs of a
-  plane are not co-resident), so these planes pay the re-read.
+  plane are not co-resident), so these planes pay the re-read; so does torch.compile's
+  reduction-then-pointwise code for every plane size.
 - **dnoise** (only when noise requires grad, which StyleGAN's drawn noise does not): a separate
   kernel re-reads x and dy and reduces over channels (``+2X``), keeping the main kernels free of
   a cross-plane reduction.
@@ -44,9 +49,10 @@ fp16/bf16 compute in float32 (float64 for float64); every reduction has a fixed 
 results are bitwise reproducible. Scalars (slopes, eps) travel as float32 hi/lo pairs, because
 Triton passes Python floats as float32 and float64 inputs need them exact.
 
-Block sizes: on CUDA they follow the register budget above (chosen by design, not yet tuned on a
-GPU); on CPU tensors (``TRITON_INTERPRET=1``, ~1.5 ms per program) programs take as much as
-possible while small test shapes still reach the split plan and its sub-tile loop.
+Block sizes: on CUDA they follow register counts ptxas reported for sm_90 (see ``_CUDA``; no
+kernel has been timed on a GPU yet); on CPU tensors (``TRITON_INTERPRET=1``) programs take as
+much as possible while small test shapes still reach the split plan, its sub-tile loop and the
+backward's reload.
 """
 
 from __future__ import annotations
@@ -649,8 +655,9 @@ def _noise_gradient(
 ):
     # out[n, hw] = sum_c dt[n, c, hw] * noise_strength[c], channels summed in order within the
     # program: re-reads x and dy (2X) instead of a cross-plane reduction in the main kernels.
-    n_scalar = tl.program_id(0)
-    hw = tl.program_id(1) * BLOCK_HW + tl.arange(0, BLOCK_HW)
+    # Pixel blocks on grid axis 0 (up to 2^31 - 1 programs; axis 1 stops at 65535).
+    n_scalar = tl.program_id(1)
+    hw = tl.program_id(0) * BLOCK_HW + tl.arange(0, BLOCK_HW)
     n = tl.zeros([BLOCK_C], tl.int64) + n_scalar
     total = tl.zeros([BLOCK_HW], ACC)
     for c0 in range(0, C, BLOCK_C):
@@ -686,8 +693,8 @@ def _column_sums(
     BLOCK_COLS: tl.constexpr,
 ):
     # out_g[col] = sum_r src[g, r, col], rows added in a fixed order; group 0 -> out0, 1 -> out1.
-    group = tl.program_id(0)
-    cols = tl.program_id(1).to(tl.int64) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
+    group = tl.program_id(1)
+    cols = tl.program_id(0).to(tl.int64) * BLOCK_COLS + tl.arange(0, BLOCK_COLS)
     col_valid = cols < COLS
     base = src_ptr + group.to(tl.int64) * R * COLS
     acc = tl.zeros([BLOCK_R, BLOCK_COLS], src_ptr.dtype.element_ty)
@@ -1025,7 +1032,7 @@ def _launch_column_sums(src: torch.Tensor, outs: list[torch.Tensor]) -> None:
     # GPU: [8, 256] accumulators (a [32, 256] block took 128 registers a thread at 4 warps).
     block_rows = 8 if src.is_cuda else triton.next_power_of_2(rows)
     block_rows = min(block_rows, max(1, 4096 // block_cols))
-    _column_sums[(groups, triton.cdiv(cols, block_cols))](
+    _column_sums[(triton.cdiv(cols, block_cols), groups)](
         src, outs[0], outs[-1], rows, cols, BLOCK_R=block_rows, BLOCK_COLS=block_cols
     )
 
@@ -1045,7 +1052,7 @@ def _launch_noise_gradient(plan, common, coeffs, dnoise, n, c, hw, noise_stride,
     # the samples afterwards.
     per_sample = dnoise.shape[0] == n
     out = dnoise if per_sample else torch.empty((1, n, hw), dtype=coeffs.dtype, device=x.device)
-    _noise_gradient[(n, triton.cdiv(hw, block_hw))](
+    _noise_gradient[(triton.cdiv(hw, block_hw), n)](
         *common, coeffs, out, n, c, hw, noise_stride, *slope_args, ACC=flags["ACC"],
         BLOCK_C=block_c, BLOCK_HW=block_hw, CHANNELS_LAST=plan.channels_last,
         HAS_BIAS=flags["HAS_BIAS"], HAS_ACT=flags["HAS_ACT"], num_warps=_warps(block_c * block_hw),

@@ -2,9 +2,10 @@
 (``ops/_plane_norm_triton.py``) with the identity prologue, behind the ``adain_fwd_triton`` /
 ``adain_bwd_triton`` schemas. Imported on the first call of either (it imports triton).
 
-Memory traffic (``X`` = the bytes of x): forward ``2X`` (read x, write y) for planes of up to
-16384 pixels, ``3X`` above; backward ``3X`` (read dy and x, write dx) up to 16384 pixels, ``5X``
-above. See ``_plane_norm_triton`` for the plans.
+Memory traffic (``X`` = the bytes of x): forward ``2X`` (read x, write y: the minimum) and
+backward ``3X`` (read dy and x, write dx: the minimum), one launch each, for NCHW planes up to
+128x128 and channels_last up to 32x32; above that ``3X`` forward and ``5X`` backward (x, and dy,
+read twice), three launches each. See ``_plane_norm_triton`` for the plans.
 """
 
 from __future__ import annotations

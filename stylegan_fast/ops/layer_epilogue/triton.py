@@ -6,12 +6,13 @@ call of either (it imports triton).
 ``u`` (the activation) is never stored: every pass recomputes it from x, so the traffic is that
 of instance norm alone (``X`` = the bytes of x; the noise plane adds X/C a read):
 
-- forward: ``2X`` (read x, write y) for planes of up to 16384 pixels (128x128; channels_last
-  32x32), one launch; ``3X`` above (x read twice), three launches.
-- backward (dx, dnoise_strength, dbias, dscale, dstyle_bias, StyleGAN's training case): ``3X``
-  (read dy and x once, write dx once) up to 16384 pixels, in two launches (the plane kernel and
-  the batch sum of dbias/dnoise_strength); ``5X`` above (dy and x read twice), four launches.
-  dnoise, when noise requires grad, adds a kernel that re-reads dy and x (``+2X``).
+- forward: ``2X`` (read x, write y: the minimum) for NCHW planes up to 128x128 and
+  channels_last up to 32x32, one launch; ``3X`` above (x read twice), three launches.
+- backward (dx, dnoise_strength, dbias, dscale, dstyle_bias: StyleGAN's training case): ``3X``
+  (read dy and x from DRAM once, write dx once: the minimum) for the same planes, two launches
+  (the plane kernel and the ordered batch sum of dbias/dnoise_strength); ``5X`` above (dy and x
+  read twice), four launches. dnoise, when noise requires grad, adds a kernel that re-reads dy
+  and x (``+2X``).
 
 torch.compile of the reference moves at least ``3X`` forward and ``5X`` backward at every size
 (a reduction kernel, then a pointwise one that re-reads its input), so the one-pass plan is
