@@ -2,6 +2,7 @@
 parity (forward, backward, R1) over dtypes/shapes/layouts and optional inputs, statistics of a
 plane with a large mean, NaN/Inf, empty tensors, seeded noise, compile, bad input."""
 
+import dataclasses
 import itertools
 import math
 
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from stylegan_fast import FallbackWarning, _backend, testing
 from stylegan_fast.ops import layer_epilogue
-from stylegan_fast.ops.layer_epilogue import registration
+from stylegan_fast.ops.layer_epilogue import reference, registration
 
 OP = "layer_epilogue"
 CPU_IMPLS = testing.implemented_backends(OP, "cpu")
@@ -110,6 +111,11 @@ def test_defaults_follow_stylegan():
 
 # --- gradcheck / gradgradcheck --------------------------------------------------------------
 
+# The full Jacobians call the kernels twice per input element (~800 calls here), ~15-40 ms
+# each under the Triton interpreter: the triton cases check random projections of them
+# (fast_mode, a few calls per input tensor); the parity tests compare every gradient element.
+FAST_GRADCHECK = {impl: impl == "triton" for impl in CPU_IMPLS}
+
 
 @pytest.mark.parametrize("impl", CPU_IMPLS)
 @pytest.mark.parametrize("noise,with_bias", OPTIONALS)
@@ -117,8 +123,8 @@ def test_gradcheck_and_gradgradcheck(impl, noise, with_bias, rng):
     testing.require_backend(OP, impl, "cpu")
     inputs = away_from_kink(make_inputs([2, 3, 3, 4], rng=rng, noise=noise, with_bias=with_bias))
     fn = call(impl, alpha=0.3, gain=1.3, eps=0.05)
-    assert torch.autograd.gradcheck(fn, inputs)
-    assert torch.autograd.gradgradcheck(fn, inputs)
+    assert torch.autograd.gradcheck(fn, inputs, fast_mode=FAST_GRADCHECK[impl])
+    assert torch.autograd.gradgradcheck(fn, inputs, fast_mode=FAST_GRADCHECK[impl])
 
 
 @pytest.mark.parametrize("impl", CPU_IMPLS)
@@ -129,8 +135,8 @@ def test_gradgradcheck_subsets_of_inputs(impl, rng):
     fn = call(impl, eps=0.05)
     for wanted in [("x",), ("noise", "scale"), ("noise_strength", "bias", "style_bias")]:
         inputs = [t.detach().requires_grad_(name in wanted) for name, t in zip(NAMES, full)]
-        assert torch.autograd.gradcheck(fn, inputs)
-        assert torch.autograd.gradgradcheck(fn, inputs)
+        assert torch.autograd.gradcheck(fn, inputs, fast_mode=FAST_GRADCHECK[impl])
+        assert torch.autograd.gradgradcheck(fn, inputs, fast_mode=FAST_GRADCHECK[impl])
 
 
 @pytest.mark.parametrize("impl", KERNEL_IMPLS)
@@ -317,7 +323,7 @@ def test_statistics_of_a_plane_with_a_large_mean(impl, layout, dtype, offset, rn
     err = (out.double() - expected).abs()
     assert (err <= bound).all(), f"worst error {err.max().item():.3e}"
     if impl != "ref":
-        _, _, rstd = registration.EXTENSION.fwd(*args, 1.0, 1.0, 1e-8)
+        _, _, rstd = _kernels(impl).fwd(*args, 1.0, 1.0, 1e-8)
         var = (x.double() - offset).var(dim=(2, 3), unbiased=False)
         testing.assert_close(rstd, torch.rsqrt(var + 1e-8), what="rstd")
 
@@ -431,6 +437,126 @@ def test_compile_fullgraph_matches_eager(impl, rng):
         testing.assert_close(g, w.double(), what=f"compiled d{name}")
 
 
+# --- Triton: the split plan on the interpreter, and the GPU ----------------------------------
+
+
+@pytest.fixture
+def tiny_triton_blocks(monkeypatch):
+    """Interpreter block limits so small that a [2, 3, 7, 9] tensor takes the split plan (the
+    GPU's for planes above 128x128) with three chunks a plane and a three-step sub-tile loop a
+    chunk, and the dnoise kernel several channel blocks; returns the kernels module."""
+    testing.require_backend(OP, "triton", "cpu")
+    from stylegan_fast.ops import _plane_norm_triton as kernels
+
+    budget = dataclasses.replace(
+        kernels._INTERPRETER,
+        tile_max=32,
+        tile_target=32,
+        min_cl_channels=2,
+        split_channels_nchw=2,
+        split_channels_cl=2,
+        sub_tile=16,
+        max_chunks=3,
+        noise_tile=32,
+    )
+    monkeypatch.setattr(kernels, "_INTERPRETER", budget)
+    return kernels
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("noise", ["batch", "shared"])
+def test_triton_split_plan_matches_reference(layout, noise, tiny_triton_blocks, rng):
+    """Every gradient (dnoise included) through the split plan, in float64."""
+    inputs = make_inputs([2, 3, 7, 9], torch.float64, layout, rng, noise=noise)
+    x = inputs[0]
+    plan = tiny_triton_blocks.plan_for(x, layout == "channels_last")
+    assert not plan.one_pass and plan.chunks == 3 and plan.chunk_hw == 3 * plan.block_hw, plan
+    dy = testing.make_tensor(x.shape, torch.float64, generator=rng)
+    out, grads = testing.forward_backward(call("triton"), inputs, dy)
+    ref, grads64 = testing.forward_backward(call("ref"), testing.to_float64(inputs), dy)
+    testing.assert_close(out, ref, what="y")
+    for g, g64, name in zip(grads, grads64, NAMES):
+        testing.assert_close(g, g64, what=f"d{name}")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_triton_noise_gradient_one_pass(layout, rng):
+    """dnoise from the one-pass plan (its coefficients come from the plane kernel), for a noise
+    plane per sample and one shared by the batch, with other gradients not requested."""
+    testing.require_backend(OP, "triton", "cpu")
+    for noise in ("batch", "shared"):
+        inputs = make_inputs([3, 5, 4, 6], torch.float64, layout, rng, noise=noise)
+        inputs = [t.detach().requires_grad_(name == "noise") for name, t in zip(NAMES, inputs)]
+        dy = testing.make_tensor(inputs[0].shape, torch.float64, generator=rng)
+        _, (_, dnoise, *_) = testing.forward_backward(call("triton"), inputs, dy)
+        _, (_, dnoise64, *_) = testing.forward_backward(call("ref"), inputs, dy)
+        testing.assert_close(dnoise, dnoise64, what=f"dnoise ({noise})")
+
+
+# StyleGAN's layers (C, H) at small N; the two largest take N = 1 to bound the float64
+# reference's memory. Planes up to 128x128 take the one-pass plan, larger ones the split plan.
+CUDA_SHAPES = [
+    [2, 512, 8, 8],
+    [2, 512, 32, 32],
+    [2, 512, 64, 64],
+    [2, 256, 128, 128],
+    [2, 128, 256, 256],
+    [1, 64, 512, 512],
+    [1, 32, 1024, 1024],
+]
+CUDA_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _cuda_inputs(shape, dtype, layout, noise, rng):
+    n, c, h, w = shape
+
+    def make(s, layout="contiguous", scale=1.0):
+        return testing.make_tensor(
+            s, dtype, "cuda", layout, generator=rng, scale=scale, requires_grad=True
+        )
+
+    noise_t = make([n if noise == "batch" else 1, 1, h, w])
+    return [make(shape, layout, 2.0), noise_t, make([c]), make([c]), make([n, c]), make([n, c])]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", CUDA_DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", CUDA_SHAPES, ids=lambda s: f"{s[1]}x{s[2]}")
+def test_triton_cuda_parity(shape, dtype, layout):
+    """impl='triton' on CUDA tensors against the float64 reference, every gradient (a noise
+    plane per sample at even resolutions, one shared by the batch at the others)."""
+    rng = torch.Generator().manual_seed(shape[1] * shape[2])
+    noise = "batch" if shape[2] in (8, 64, 256, 1024) else "shared"
+    inputs = _cuda_inputs(shape, dtype, layout, noise, rng)
+    dy = testing.make_tensor(shape, dtype, "cuda", layout, generator=rng)
+    out, grads = testing.forward_backward(call("triton"), inputs, dy)
+    ref, grads64 = testing.forward_backward(call("ref"), testing.to_float64(inputs), dy.double())
+    assert out.dtype == dtype and testing.is_layout(out, layout)
+    testing.assert_close(out, ref, dtype, "y")
+    for g, g64, name in zip(grads, grads64, NAMES):
+        testing.assert_close(g, g64, dtype, f"d{name}", 1.0 if name == "x" else 2.0)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", CUDA_DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", [[2, 64, 32, 32], [1, 8, 256, 256]], ids=["1pass", "split"])
+def test_triton_cuda_r1_pattern(shape, dtype, layout):
+    rng = torch.Generator().manual_seed(11)
+    inputs = _cuda_inputs(shape, dtype, layout, "batch", rng)
+    weight = testing.make_tensor(shape, torch.float64, "cuda", generator=rng)
+
+    def weighted(impl):
+        return lambda *a: layer_epilogue(*a, impl=impl) * weight.to(a[0].dtype)
+
+    grads = testing.r1_pattern(weighted("triton"), inputs)
+    grads64 = testing.r1_pattern(weighted("ref"), testing.to_float64(inputs))
+    slack = 1.0 if dtype == torch.float32 else 4.0
+    for g, g64, name in zip(grads, grads64, NAMES):
+        testing.assert_close(g, g64, dtype, f"R1 d{name}", slack)
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 
@@ -505,16 +631,21 @@ def test_unavailable_impl_lists_every_backend_reason():
         layer_epilogue(x, None, None, None, scale, scale, impl="cuda")
     message = str(info.value)
     assert "impl='cuda' cannot serve these inputs (cpu tensors): runs CUDA tensors only" in message
-    assert "triton: no Triton kernel is implemented for layer_epilogue" in message
+    # The suite runs under TRITON_INTERPRET=1, where the Triton kernels serve CPU tensors.
+    assert "  triton: available" in message
     for backend in _backend.BACKENDS:
         assert f"  {backend}: " in message
 
 
 def test_env_variable_selects_impl(monkeypatch):
     x, scale = torch.randn(2, 3, 4, 4), torch.randn(2, 3)
-    monkeypatch.setenv("STYLEGAN_FAST_IMPL_LAYER_EPILOGUE", "triton")
-    with pytest.raises(NotImplementedError, match="impl='triton'"):
+    monkeypatch.setenv("STYLEGAN_FAST_IMPL_LAYER_EPILOGUE", "cuda")
+    with pytest.raises(NotImplementedError, match="impl='cuda'"):
         layer_epilogue(x, None, None, None, scale, scale)
+    monkeypatch.setenv("STYLEGAN_FAST_IMPL_LAYER_EPILOGUE", "ref")
+    monkeypatch.setenv("STYLEGAN_FAST_IMPL", "cuda")
+    expected = reference.layer_epilogue(x, None, None, None, scale, scale, 0.2, math.sqrt(2), 1e-8)
+    assert torch.equal(layer_epilogue(x, None, None, None, scale, scale), expected)
 
 
 def test_auto_fallback_warns_once(monkeypatch):

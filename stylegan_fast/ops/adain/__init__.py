@@ -12,7 +12,9 @@ from . import reference, registration
 
 __all__ = ["adain"]
 
-_backend.register(_backend.OpKernels("adain", extension_op="adain_fwd", triton_op=None))
+_backend.register(
+    _backend.OpKernels("adain", extension_op="adain_fwd", triton_op="adain_fwd_triton")
+)
 
 
 def adain(

@@ -107,3 +107,22 @@ def _register(suffix: str) -> Kernels:
 
 EXTENSION = _register("")
 TRITON = _register("_triton")
+
+
+# The Triton kernels, on the *_triton schemas. Their module imports triton, so it is imported
+# on the first call: the package imports without triton, and TRITON_INTERPRET may be set any
+# time before that call.
+def _triton_fwd(x, scale, bias, eps):
+    from . import triton as kernels
+
+    return kernels.forward(x, scale, bias, eps)
+
+
+def _triton_bwd(dy, x, scale, mean, rstd, output_mask):
+    from . import triton as kernels
+
+    return kernels.backward(dy, x, scale, mean, rstd, output_mask)
+
+
+torch.library.register_kernel(TRITON.fwd, ("cpu", "cuda"), _triton_fwd)
+torch.library.register_kernel(TRITON.bwd, ("cpu", "cuda"), _triton_bwd)

@@ -14,7 +14,11 @@ from . import reference, registration
 __all__ = ["layer_epilogue"]
 
 _backend.register(
-    _backend.OpKernels("layer_epilogue", extension_op="layer_epilogue_fwd", triton_op=None)
+    _backend.OpKernels(
+        "layer_epilogue",
+        extension_op="layer_epilogue_fwd",
+        triton_op="layer_epilogue_fwd_triton",
+    )
 )
 
 

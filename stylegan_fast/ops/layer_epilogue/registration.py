@@ -136,3 +136,24 @@ def _register(suffix: str) -> Kernels:
 
 EXTENSION = _register("")
 TRITON = _register("_triton")
+
+
+# The Triton kernels, on the *_triton schemas. Their module imports triton, so it is imported
+# on the first call: the package imports without triton, and TRITON_INTERPRET may be set any
+# time before that call.
+def _triton_fwd(x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps):
+    from . import triton as kernels
+
+    return kernels.forward(x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps)
+
+
+def _triton_bwd(dy, x, noise, noise_strength, bias, scale, mean, rstd, alpha, gain, output_mask):
+    from . import triton as kernels
+
+    return kernels.backward(
+        dy, x, noise, noise_strength, bias, scale, mean, rstd, alpha, gain, output_mask
+    )
+
+
+torch.library.register_kernel(TRITON.fwd, ("cpu", "cuda"), _triton_fwd)
+torch.library.register_kernel(TRITON.bwd, ("cpu", "cuda"), _triton_bwd)
