@@ -8,16 +8,25 @@ skips the extension entirely: the package then runs its reference (and Triton) p
 The build records the torch it was compiled against in ``_build_info.json`` beside the
 extension, so that a ``_C`` built for another torch is refused at import with a clear message
 instead of failing on undefined symbols.
+
+Without TORCH_CUDA_ARCH_LIST and with no GPU visible, the CUDA kernels are built for the
+architectures the installed torch supports (see _build_flags.default_cuda_arch_list), and the
+build says so. The C++/CUDA sources are also copied into the package (stylegan_fast/_csrc), so
+that an installed wheel can rebuild the extension at import time (STYLEGAN_FAST_JIT=1).
 """
 
 import glob
 import json
 import os
-import sys
+import pathlib
+import runpy
+import shutil
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+FLAGS = runpy.run_path(os.path.join(ROOT, "stylegan_fast", "_build_flags.py"))
 
 
 def _truthy(name):
@@ -38,26 +47,24 @@ def _extension_setup():
         and CUDA_HOME is not None
         and not _truthy("STYLEGAN_FAST_NO_CUDA")
     )
-    # No code here reads FP exception flags or errno, and without these GCC will not turn
-    # selects like `v > 0 ? v : v * alpha` into vector blends (it may not execute the multiply
-    # speculatively): leaky ReLU ran 20x slower than ReLU (4.7 vs 0.23 ms per 1M floats).
-    cxx_flags = ["-O3", "-std=c++20", "-fno-trapping-math", "-fno-math-errno"]
-    if sys.platform.startswith("linux"):
-        # Compile-only: at::parallel_for is serial without it. The GOMP symbols resolve at load
-        # time from the runtime torch already loaded, so torch.set_num_threads applies to us too
-        # and no second OpenMP runtime is linked in.
-        cxx_flags.append("-fopenmp")
+    cxx_flags = list(FLAGS["CXX_FLAGS"])
     define_macros = []
     if with_cuda:
-        define_macros.append(("STYLEGAN_FAST_WITH_CUDA", "1"))
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+            # cpp_extension would query the (absent) GPUs and fail; build for what torch runs on.
+            archs = FLAGS["default_cuda_arch_list"](torch.cuda.get_arch_list())
+            os.environ["TORCH_CUDA_ARCH_LIST"] = archs
+            print(
+                f"stylegan_fast: no GPU visible and TORCH_CUDA_ARCH_LIST unset: building the CUDA "
+                f"kernels for {archs} (the architectures torch {torch.__version__} supports); "
+                "set TORCH_CUDA_ARCH_LIST (e.g. 9.0) to build fewer, faster"
+            )
+        define_macros.append((FLAGS["DEFINE_WITH_CUDA"], "1"))
         extension = CUDAExtension(
             "stylegan_fast._C",
             cpp_sources + cuda_sources,
             define_macros=define_macros,
-            extra_compile_args={
-                "cxx": cxx_flags,
-                "nvcc": ["-O3", "-std=c++20", "--use_fast_math", "-lineinfo"],
-            },
+            extra_compile_args={"cxx": cxx_flags, "nvcc": list(FLAGS["NVCC_FLAGS"])},
         )
     else:
         extension = CppExtension(
@@ -86,5 +93,17 @@ def _extension_setup():
     return [extension], {"build_ext": BuildWithInfo.with_options(use_ninja=True)}
 
 
+class BuildPyWithSources(build_py):
+    """Copies csrc/ into the package as stylegan_fast/_csrc: the sources of the JIT build."""
+
+    def run(self):
+        super().run()
+        source_dir = os.path.join(ROOT, "csrc")
+        target = os.path.join(self.build_lib, "stylegan_fast", "_csrc")
+        os.makedirs(target, exist_ok=True)
+        for path in FLAGS["shipped_files"](pathlib.Path(source_dir)):
+            shutil.copy2(path, target)
+
+
 ext_modules, cmdclass = _extension_setup()
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+setup(ext_modules=ext_modules, cmdclass={**cmdclass, "build_py": BuildPyWithSources})

@@ -13,6 +13,8 @@ import importlib
 import importlib.util
 import json
 import os
+import re
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -61,11 +63,19 @@ def _env_flag(name: str) -> bool:
 def _load_extension() -> ExtensionStatus:
     if _env_flag("STYLEGAN_FAST_DISABLE_EXTENSION"):
         return ExtensionStatus(False, "disabled by STYLEGAN_FAST_DISABLE_EXTENSION=1", {})
+    status = _load_prebuilt_extension()
+    if status.loaded or not _env_flag("STYLEGAN_FAST_JIT"):
+        return status
+    return _jit_build_extension(status.reason)
+
+
+def _load_prebuilt_extension() -> ExtensionStatus:
     package_dir = Path(__file__).parent
     if importlib.util.find_spec(f"{__package__}._C") is None:
         return ExtensionStatus(
             False,
-            "it was not built (reinstall with `pip install --no-build-isolation .`)",
+            "it was not built (reinstall with `pip install --no-build-isolation .`, or set "
+            "STYLEGAN_FAST_JIT=1 to build it at import)",
             {},
         )
     info_path = package_dir / "_build_info.json"
@@ -75,7 +85,8 @@ def _load_extension() -> ExtensionStatus:
         return ExtensionStatus(
             False,
             f"it was built against torch {built_for} but torch {torch.__version__} is running; "
-            "rebuild it with `pip install --no-build-isolation --force-reinstall .`",
+            "rebuild it with `pip install --no-build-isolation --force-reinstall .` (or set "
+            "STYLEGAN_FAST_JIT=1 to build it at import)",
             info,
         )
     try:
@@ -83,6 +94,105 @@ def _load_extension() -> ExtensionStatus:
     except Exception as exc:  # an ABI mismatch surfaces as ImportError or OSError
         return ExtensionStatus(False, f"it failed to load: {exc}", info)
     return ExtensionStatus(True, "", info)
+
+
+def jit_build_directory(name: str) -> Path:
+    """Where the JIT build of extension ``name`` lives: ``$TORCH_EXTENSIONS_DIR/<name>``, else
+    torch's default ``~/.cache/torch_extensions/py<XY>_<cuXYZ|cpu>/<name>``."""
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not root:
+        from torch.utils.cpp_extension import get_default_build_root
+
+        accelerator = f"cu{torch.version.cuda.replace('.', '')}" if torch.version.cuda else "cpu"
+        root = os.path.join(
+            get_default_build_root(),
+            f"py{sys.version_info.major}{sys.version_info.minor}_{accelerator}",
+        )
+    return Path(root) / name
+
+
+def _jit_build_extension(prebuilt_reason: str) -> ExtensionStatus:
+    """STYLEGAN_FAST_JIT=1: compiles the shipped sources with ``torch.utils.cpp_extension.load``
+    (the same flags as setup.py, see ``_build_flags``) against the running torch, and loads the
+    library, whose static registrations add the kernels to the op schemas. Built once per torch
+    version and source change; later imports load the cached library."""
+    from . import _build_flags
+
+    sources_dir = _build_flags.source_dir(Path(__file__).parent)
+    if sources_dir is None:
+        return ExtensionStatus(
+            False,
+            f"{prebuilt_reason}; the JIT build (STYLEGAN_FAST_JIT=1) found no C++ sources (neither "
+            "stylegan_fast/_csrc nor csrc/ beside the package)",
+            {},
+        )
+    try:
+        from torch.utils import cpp_extension
+
+        with_cuda = (
+            torch.version.cuda is not None
+            and cpp_extension.CUDA_HOME is not None
+            and not _env_flag("STYLEGAN_FAST_NO_CUDA")
+        )
+        sources = _build_flags.sources(sources_dir, with_cuda)
+        with_cuda = with_cuda and any(p.suffix == ".cu" for p in sources)
+        tag = re.sub(r"[^0-9A-Za-z]+", "_", torch.__version__)
+        name = f"stylegan_fast_jit_{tag}_{'cuda' if with_cuda else 'cpu'}"
+        build_dir = jit_build_directory(name)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        cflags = list(_build_flags.CXX_FLAGS)
+        cuda_flags = list(_build_flags.NVCC_FLAGS)
+        if with_cuda:
+            define = f"-D{_build_flags.DEFINE_WITH_CUDA}=1"
+            cflags.append(define)
+            cuda_flags.append(define)
+            if not os.environ.get("TORCH_CUDA_ARCH_LIST") and torch.cuda.device_count() == 0:
+                os.environ["TORCH_CUDA_ARCH_LIST"] = _build_flags.default_cuda_arch_list(
+                    torch.cuda.get_arch_list()
+                )
+        if not (build_dir / f"{name}.so").exists():
+            print(
+                f"stylegan_fast: STYLEGAN_FAST_JIT=1: compiling the extension from {sources_dir} "
+                f"into {build_dir} (once per torch version; a few minutes)",
+                file=sys.stderr,
+            )
+        cpp_extension.load(
+            name=name,
+            sources=[str(p) for p in sources],
+            extra_cflags=cflags,
+            extra_cuda_cflags=cuda_flags if with_cuda else None,
+            extra_include_paths=[str(sources_dir)],
+            build_directory=str(build_dir),
+            with_cuda=with_cuda,
+            is_python_module=False,
+            verbose=_env_flag("STYLEGAN_FAST_JIT_VERBOSE"),
+        )
+    except Exception as exc:
+        return ExtensionStatus(
+            False,
+            f"{prebuilt_reason}; the JIT build (STYLEGAN_FAST_JIT=1) failed: "
+            f"{_summarize_build_error(exc)} (STYLEGAN_FAST_JIT_VERBOSE=1 shows the compiler "
+            "output)",
+            {},
+        )
+    info = {
+        "torch_version": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "with_cuda": with_cuda,
+        "cuda_arch_list": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
+        "sources": [p.name for p in sources],
+        "jit_build_dir": str(build_dir),
+    }
+    return ExtensionStatus(True, "", info)
+
+
+def _summarize_build_error(exc: Exception, max_lines: int = 4) -> str:
+    """The first line of a build error and its compiler error lines, on one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    errors = [line for line in lines[1:] if "error" in line.lower()][:max_lines]
+    return " | ".join([lines[0], *errors])
 
 
 EXTENSION = _load_extension()

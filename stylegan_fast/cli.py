@@ -14,6 +14,8 @@ ENVIRONMENT_VARIABLES = {
     "STYLEGAN_FAST_IMPL_<OP>": "impl for one op, e.g. STYLEGAN_FAST_IMPL_BIAS_ACT=ref",
     "STYLEGAN_FAST_DISABLE_EXTENSION": "1: do not load stylegan_fast._C (reference/Triton only)",
     "STYLEGAN_FAST_POISON_OUTPUTS": "1: kernels fill outputs with NaN before writing (debugging)",
+    "STYLEGAN_FAST_JIT": "1: compile _C from the shipped sources at import if it is missing",
+    "TORCH_EXTENSIONS_DIR": "where STYLEGAN_FAST_JIT=1 builds (default ~/.cache/torch_extensions)",
     "TRITON_INTERPRET": "1: run Triton kernels on CPU tensors (set before importing triton)",
 }
 
@@ -43,6 +45,8 @@ def info(_args: argparse.Namespace) -> int:
             f"extension     stylegan_fast._C loaded ({cuda_note}; built against torch "
             f"{info.get('torch_version', '?')})"
         )
+        if info.get("jit_build_dir"):
+            print(f"              built at import (STYLEGAN_FAST_JIT=1) in {info['jit_build_dir']}")
     else:
         print(f"extension     stylegan_fast._C not loaded: {ext.reason}")
     print()

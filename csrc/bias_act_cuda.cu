@@ -1,0 +1,496 @@
+// CUDA kernels of stylegan_fast::bias_act_fwd / bias_act_bwd (the math of bias_act.cpp):
+//
+//   y  = clamp(act(x + b) * gain, -clamp, clamp)
+//   dx = act'(x + b) * gain * [|act(x + b) * gain| within clamp] * dy,   db = sum of dx over
+//        every dim but `dim`
+//
+// Bytes (the floor, with s = sizeof(scalar)): forward reads x and writes y, 2 s per element;
+// backward reads dy and x and writes dx, 3 s per element (b and db are [C], negligible). Each
+// kernel below moves exactly that: one read of each input and one write of each output per
+// element, in 16-byte accesses (4 floats, 8 halves) with scalar heads and tails.
+//
+// The dense buffer (contiguous, or channels_last) is viewed as [outer, C, inner] with the bias
+// axis `dim` in the middle: inner = x.stride(dim) (elements in a row that share a channel),
+// since for any dense layout the channel of flat index i is (i / stride(dim)) % C. Three
+// traversals, none dividing per element:
+// - flat (no bias): a grid-stride loop over 16-byte vectors.
+// - rows (inner > 1, e.g. NCHW with dim = 1): each row of `inner` elements has one channel; a
+//   group of lanes walks a row (or a chunk of a long row) and, in the backward, sums its dx.
+// - columns (inner == 1, e.g. channels_last or [N, C] with dim = 1): lanes across channels,
+//   16-byte vectors of channels when C allows, rows strided over the rest of the block.
+// db is a two-stage reduction: per-(row, chunk) or per-(chunk, channel) partial sums in
+// acc_t, then one fixed-order sum per channel (sum_partials); no atomics, bitwise
+// reproducible. The partials add (rows x chunks) * 4 bytes, under 1% of the tensor for the
+// StyleGAN shapes (e.g. [32, 512, 8, 8]: 16K partials for 1M elements).
+//
+// Activations follow bias_act.cpp's branch structure (NaN and Inf propagate as in the eager
+// reference). linear and lrelu, the ones StyleGAN uses, are compiled as their own kernels; the
+// others share one kernel that switches on the activation per element (a warp-uniform branch
+// on a memory-bound kernel).
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "cuda_utils.cuh"
+
+namespace stylegan_fast {
+namespace {
+
+using namespace stylegan_fast::cuda;
+
+enum class Act : int { Linear, Relu, Lrelu, Tanh, Sigmoid, Elu, Selu, Softplus, Swish };
+
+Act parse_act(c10::string_view name) {
+  if (name == "linear") return Act::Linear;
+  if (name == "relu") return Act::Relu;
+  if (name == "lrelu") return Act::Lrelu;
+  if (name == "tanh") return Act::Tanh;
+  if (name == "sigmoid") return Act::Sigmoid;
+  if (name == "elu") return Act::Elu;
+  if (name == "selu") return Act::Selu;
+  if (name == "softplus") return Act::Softplus;
+  if (name == "swish") return Act::Swish;
+  TORCH_CHECK(false, "bias_act (cuda): unknown activation '", std::string(name), "'");
+}
+
+// torch.nn.functional.selu's constants and softplus' default threshold (beta = 1).
+constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
+constexpr double kSeluScale = 1.0507009873554804934193349852946;
+constexpr double kSoftplusThreshold = 20.0;
+
+template <typename T>
+__device__ __forceinline__ T act_value(Act act, T v, T alpha) {
+  switch (act) {
+    case Act::Linear:
+      return v;
+    case Act::Relu:
+      return v <= T(0) ? T(0) : v;
+    case Act::Lrelu:
+      return v > T(0) ? v : v * alpha;
+    case Act::Tanh:
+      return dev_tanh(v);
+    case Act::Sigmoid:
+      return T(1) / (T(1) + dev_exp(-v));
+    case Act::Elu:
+      return v <= T(0) ? alpha * dev_expm1(v) : v;
+    case Act::Selu:
+      return v <= T(0) ? T(kSeluScale * kSeluAlpha) * dev_expm1(v) : T(kSeluScale) * v;
+    case Act::Softplus:
+      return v > T(kSoftplusThreshold) ? v : dev_log1p(dev_exp(v));
+    case Act::Swish:
+    default:
+      return v / (T(1) + dev_exp(-v));
+  }
+}
+
+// Gradient with respect to the pre-activation v, given the gradient g of the activation's output.
+template <typename T>
+__device__ __forceinline__ T act_backward(Act act, T g, T v, T alpha) {
+  switch (act) {
+    case Act::Linear:
+      return g;
+    case Act::Relu:
+      return v <= T(0) ? T(0) : g;
+    case Act::Lrelu:
+      return v > T(0) ? g : g * alpha;
+    case Act::Tanh: {
+      const T t = dev_tanh(v);
+      return g * (T(1) - t * t);
+    }
+    case Act::Sigmoid: {
+      const T s = T(1) / (T(1) + dev_exp(-v));
+      return g * (T(1) - s) * s;
+    }
+    case Act::Elu:
+      // NaN takes the exponential branch, as torch's vectorised elu_backward does.
+      return v > T(0) ? g : g * alpha * dev_exp(v);
+    case Act::Selu:
+      return v > T(0) ? g * T(kSeluScale) : g * T(kSeluScale * kSeluAlpha) * dev_exp(v);
+    case Act::Softplus: {
+      if (v > T(kSoftplusThreshold)) return g;
+      const T z = dev_exp(v);
+      return g * z / (z + T(1));
+    }
+    case Act::Swish:
+    default: {
+      const T s = T(1) / (T(1) + dev_exp(-v));
+      return g * s * (T(1) + v * (T(1) - s));
+    }
+  }
+}
+
+// The activation, gain and clamp. kAct >= 0 fixes the activation at compile time (the switch
+// folds away); kAct < 0 reads it from `act`.
+template <typename acc_t, int kAct>
+struct Epilogue {
+  Act act;
+  acc_t alpha, gain, clamp;
+  bool has_clamp;
+
+  __device__ __forceinline__ Act which() const { return kAct >= 0 ? static_cast<Act>(kAct) : act; }
+
+  __device__ __forceinline__ acc_t forward(acc_t v) const {
+    const acc_t y = act_value(which(), v, alpha) * gain;
+    if (!has_clamp) return y;
+    // Comparisons with NaN are false, so NaN passes through as torch.clamp does.
+    return y < -clamp ? -clamp : (y > clamp ? clamp : y);
+  }
+
+  __device__ __forceinline__ acc_t backward(acc_t dy, acc_t v) const {
+    acc_t g = dy;
+    if (has_clamp) {
+      // torch.clamp's backward passes the gradient where min <= y <= max (false for NaN).
+      const acc_t y = act_value(which(), v, alpha) * gain;
+      g = (y >= -clamp && y <= clamp) ? g : acc_t(0);
+    }
+    return act_backward(which(), g * gain, v, alpha);
+  }
+};
+
+// One element: forward y = op(x + b), or backward dx = op'(dy, x + b). Returns the result in
+// acc_t (the backward sums it into db unrounded).
+template <bool kBackward, typename scalar_t, typename Op>
+__device__ __forceinline__ at::opmath_type<scalar_t> element(const Op& op, scalar_t x, scalar_t dy,
+                                                             at::opmath_type<scalar_t> bias) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const acc_t v = acc_t(x) + bias;
+  if constexpr (kBackward) {
+    return op.backward(acc_t(dy), v);
+  } else {
+    return op.forward(v);
+  }
+}
+
+struct Operands {
+  const void* x;
+  const void* dy;  // backward only
+  const void* b;   // nullptr without bias
+  void* out;       // y or dx
+};
+
+// Elements [begin, end) of one bias channel (rows) or of no channel (flat): the aligned middle
+// as 16-byte vectors, the ragged ends one element at a time; lane `lane` of `lanes` takes
+// every lanes-th vector. Returns this lane's sum of the results (backward) or 0.
+template <bool kBackward, bool kSum, typename scalar_t, typename Op>
+__device__ __forceinline__ at::opmath_type<scalar_t> run_span(const Op& op, const Operands& io,
+                                                              int64_t begin, int64_t end,
+                                                              at::opmath_type<scalar_t> bias,
+                                                              int64_t lane, int64_t lanes) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int V = kVec<scalar_t>;
+  const scalar_t* x = static_cast<const scalar_t*>(io.x);
+  const scalar_t* dy = static_cast<const scalar_t*>(io.dy);
+  scalar_t* out = static_cast<scalar_t*>(io.out);
+  acc_t sum = 0;
+  auto one = [&](int64_t i) {
+    const acc_t r = element<kBackward>(op, x[i], kBackward ? dy[i] : scalar_t(0), bias);
+    out[i] = static_cast<scalar_t>(r);
+    if constexpr (kSum) sum += r;
+  };
+  const int64_t vec_begin = std::min(end, div_up(begin, V) * V);
+  const int64_t vec_end = std::max(vec_begin, end / V * V);
+  for (int64_t i = begin + lane; i < vec_begin; i += lanes) one(i);
+  for (int64_t i = vec_begin + lane * V; i < vec_end; i += lanes * V) {
+    const Vec<scalar_t, V> xv = load_vec<V>(x + i);
+    Vec<scalar_t, V> dyv;
+    if constexpr (kBackward) dyv = load_vec<V>(dy + i);
+    Vec<scalar_t, V> ov;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const acc_t r = element<kBackward>(op, xv.v[j], kBackward ? dyv.v[j] : scalar_t(0), bias);
+      ov.v[j] = static_cast<scalar_t>(r);
+      if constexpr (kSum) sum += r;
+    }
+    store_vec<V>(out + i, ov);
+  }
+  for (int64_t i = vec_end + lane; i < end; i += lanes) one(i);
+  return sum;
+}
+
+// No bias: one span over the whole buffer, every thread of the grid a lane.
+template <bool kBackward, typename scalar_t, typename Op>
+__global__ void flat_kernel(Operands io, int64_t numel, Op op) {
+  const int64_t lane = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t lanes = int64_t(gridDim.x) * blockDim.x;
+  run_span<kBackward, false, scalar_t>(op, io, 0, numel, at::opmath_type<scalar_t>(0), lane, lanes);
+}
+
+// Rows: `rows` rows of `inner` elements, row r of channel r % channels; each row cut into
+// `chunks` chunks of `chunk` elements. A block holds blockDim.x / lanes rows (lanes threads
+// each, contiguous in threadIdx.x) of one chunk index (blockIdx.y). With kSum, partials[r *
+// chunks + k] = the sum of the chunk's dx.
+template <bool kBackward, bool kSum, typename scalar_t, typename Op>
+__global__ void rows_kernel(Operands io, int64_t rows, int64_t inner, int64_t channels,
+                            int64_t chunk, int lanes, at::opmath_type<scalar_t>* partials,
+                            Op op) {
+  using acc_t = at::opmath_type<scalar_t>;
+  __shared__ acc_t buf[32];
+  const int rows_per_block = blockDim.x / lanes;
+  const int lane = threadIdx.x % lanes;
+  const int64_t r = int64_t(blockIdx.x) * rows_per_block + threadIdx.x / lanes;
+  const int64_t k = blockIdx.y;
+  acc_t sum[1] = {acc_t(0)};
+  if (r < rows) {
+    const scalar_t* b = static_cast<const scalar_t*>(io.b);
+    const acc_t bias = acc_t(b[r % channels]);
+    const int64_t begin = r * inner + k * chunk;
+    const int64_t end = r * inner + std::min(inner, (k + 1) * chunk);
+    sum[0] = run_span<kBackward, kSum, scalar_t>(op, io, begin, end, bias, lane, lanes);
+  }
+  if constexpr (kSum) {
+    contiguous_group_sum<1>(sum, lanes, buf);
+    if (r < rows && lane == 0) partials[r * gridDim.y + k] = sum[0];
+  }
+}
+
+// Columns: a [rows, channels] matrix, channels contiguous. The block is col_lanes x row_lanes
+// threads (threadIdx.x = row_lane * col_lanes + col_lane) over a tile of col_lanes * V channels
+// (blockIdx.x) and the rows of chunk blockIdx.y ([k * chunk_rows, (k + 1) * chunk_rows)), row
+// lanes striding over the chunk's rows. With kSum, partials[k * channels + c] = the chunk's sum
+// of channel c.
+template <bool kBackward, bool kSum, int V, typename scalar_t, typename Op>
+__global__ void columns_kernel(Operands io, int64_t rows, int64_t channels, int64_t chunk_rows,
+                               int col_lanes, at::opmath_type<scalar_t>* partials, Op op) {
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t* buf = dynamic_shared<acc_t>();  // V * blockDim.x values
+  const int col_lane = threadIdx.x % col_lanes, row_lane = threadIdx.x / col_lanes;
+  const int row_lanes = blockDim.x / col_lanes;
+  const int64_t c0 = (int64_t(blockIdx.x) * col_lanes + col_lane) * V;
+  const bool active = c0 < channels;
+  const scalar_t* x = static_cast<const scalar_t*>(io.x);
+  const scalar_t* dy = static_cast<const scalar_t*>(io.dy);
+  const scalar_t* b = static_cast<const scalar_t*>(io.b);
+  scalar_t* out = static_cast<scalar_t*>(io.out);
+  acc_t bias[V], sum[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    bias[j] = active ? acc_t(b[c0 + j]) : acc_t(0);
+    sum[j] = 0;
+  }
+  if (active) {
+    const int64_t r_end = std::min(rows, (int64_t(blockIdx.y) + 1) * chunk_rows);
+    for (int64_t r = int64_t(blockIdx.y) * chunk_rows + row_lane; r < r_end; r += row_lanes) {
+      const int64_t i = r * channels + c0;
+      Vec<scalar_t, V> xv = load_vec<V>(x + i), dyv, ov;
+      if constexpr (kBackward) dyv = load_vec<V>(dy + i);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const acc_t v =
+            element<kBackward>(op, xv.v[j], kBackward ? dyv.v[j] : scalar_t(0), bias[j]);
+        ov.v[j] = static_cast<scalar_t>(v);
+        if constexpr (kSum) sum[j] += v;
+      }
+      store_vec<V>(out + i, ov);
+    }
+  }
+  if constexpr (kSum) {
+    strided_group_sum<V>(sum, col_lane, row_lane, row_lanes, col_lanes, buf);
+    if (active && row_lane == 0) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) partials[int64_t(blockIdx.y) * channels + c0 + j] = sum[j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side
+
+constexpr int kThreads = 256;
+// Vectors per lane per chunk in the rows traversal: long rows are cut into chunks of
+// kThreads * 8 vectors (8K floats), so that a few long rows still make enough blocks.
+constexpr int kVectorsPerLane = 8;
+
+struct Geometry {
+  int64_t numel = 0, channels = 1, inner = 1;  // [numel / (channels * inner), channels, inner]
+};
+
+// Calls fn(Epilogue<acc_t, kAct>): linear and lrelu compiled on their own, the rest through
+// the runtime switch.
+template <typename acc_t, typename Fn>
+void with_epilogue(Act act, double alpha, double gain, std::optional<double> clamp, Fn&& fn) {
+  const acc_t c = clamp.has_value() ? acc_t(*clamp) : acc_t(0);
+  const bool has_clamp = clamp.has_value();
+  switch (act) {
+    case Act::Linear:
+      return fn(Epilogue<acc_t, int(Act::Linear)>{act, acc_t(alpha), acc_t(gain), c, has_clamp});
+    case Act::Lrelu:
+      return fn(Epilogue<acc_t, int(Act::Lrelu)>{act, acc_t(alpha), acc_t(gain), c, has_clamp});
+    default:
+      return fn(Epilogue<acc_t, -1>{act, acc_t(alpha), acc_t(gain), c, has_clamp});
+  }
+}
+
+// Runs the traversal for the geometry; returns db (when sum is requested) in `db`.
+template <bool kBackward, typename scalar_t, typename Op>
+void launch(const Operands& io, const Geometry& g, const Op& op, bool has_bias, at::Tensor* db,
+            const at::TensorOptions& options) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int V = kVec<scalar_t>;
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  const bool sum = db != nullptr;
+  if (!has_bias) {
+    const int64_t blocks = grid_blocks(ceil_div(g.numel, V), kThreads);
+    flat_kernel<kBackward, scalar_t><<<blocks, kThreads, 0, stream>>>(io, g.numel, op);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return;
+  }
+  const int64_t C = g.channels;
+  const auto acc_options = options.dtype(c10::CppTypeToScalarType<acc_t>::value);
+  if (g.inner > 1) {
+    const int64_t rows = g.numel / g.inner;
+    const int lanes = static_cast<int>(std::min<int64_t>(kThreads, next_pow2(ceil_div(g.inner, V))));
+    const int64_t chunk = std::max<int64_t>(g.inner <= int64_t(kThreads) * V * kVectorsPerLane
+                                                ? g.inner
+                                                : int64_t(lanes) * V * kVectorsPerLane,
+                                            1);
+    const int64_t chunks = ceil_div(g.inner, chunk);
+    TORCH_CHECK(chunks <= 65535, "bias_act (cuda): rows of ", g.inner, " elements are too long");
+    const dim3 grid(static_cast<unsigned>(ceil_div(rows, kThreads / lanes)),
+                    static_cast<unsigned>(chunks));
+    at::Tensor partials = sum ? at::empty({rows * chunks}, acc_options) : at::Tensor();
+    acc_t* p = sum ? partials.mutable_data_ptr<acc_t>() : nullptr;
+    if (sum) {
+      rows_kernel<kBackward, true, scalar_t>
+          <<<grid, kThreads, 0, stream>>>(io, rows, g.inner, C, chunk, lanes, p, op);
+    } else {
+      rows_kernel<kBackward, false, scalar_t>
+          <<<grid, kThreads, 0, stream>>>(io, rows, g.inner, C, chunk, lanes, p, op);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (sum) {
+      // Row r = o * C + c: db[c] = sum over o, k of partials[(o * C + c) * chunks + k].
+      sum_partials(p, db->mutable_data_ptr<scalar_t>(), rows / C, chunks, C * chunks, chunks,
+                   int64_t(1), C);
+    }
+    return;
+  }
+  // Columns: [rows, C]; 16-byte vectors of channels when C is a multiple of V.
+  const int64_t rows = g.numel / C;
+  auto columns = [&](auto vec) {
+    constexpr int W = decltype(vec)::value;
+    const int col_lanes =
+        static_cast<int>(std::min<int64_t>(32, next_pow2(ceil_div(C, W))));
+    const int row_lanes = kThreads / col_lanes;
+    const int64_t col_tiles = ceil_div(C, int64_t(col_lanes) * W);
+    // Enough chunks of rows to fill the GPU ~4 blocks per SM deep.
+    const int64_t wanted = ceil_div(int64_t(sm_count()) * 4, col_tiles);
+    const int64_t chunks_max = std::min<int64_t>(ceil_div(rows, row_lanes), 65535);
+    const int64_t chunk_rows = ceil_div(rows, std::clamp<int64_t>(wanted, 1, chunks_max));
+    const int64_t chunks = ceil_div(rows, chunk_rows);
+    const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks));
+    at::Tensor partials = sum ? at::empty({chunks * C}, acc_options) : at::Tensor();
+    acc_t* p = sum ? partials.mutable_data_ptr<acc_t>() : nullptr;
+    const size_t smem = sum ? sizeof(acc_t) * W * kThreads : 0;
+    if (sum) {
+      columns_kernel<kBackward, true, W, scalar_t>
+          <<<grid, kThreads, smem, stream>>>(io, rows, C, chunk_rows, col_lanes, p, op);
+    } else {
+      columns_kernel<kBackward, false, W, scalar_t>
+          <<<grid, kThreads, smem, stream>>>(io, rows, C, chunk_rows, col_lanes, p, op);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (sum) {
+      sum_partials(p, db->mutable_data_ptr<scalar_t>(), chunks, int64_t(1), C, int64_t(1),
+                   int64_t(0), C);
+    }
+  };
+  if (C % V == 0) {
+    columns(std::integral_constant<int, V>{});
+  } else {
+    columns(std::integral_constant<int, 1>{});
+  }
+}
+
+void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim) {
+  TORCH_CHECK(x.is_cuda(), "bias_act (cuda): x must be a CUDA tensor, got ", x.device());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
+              "bias_act (cuda): x must be a floating-point tensor, got ", x.scalar_type());
+  if (b.has_value()) {
+    TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act (cuda): dim ", dim, " is out of range for ",
+                x.dim(), "-D x");
+    TORCH_CHECK(b->dim() == 1 && b->size(0) == x.size(dim),
+                "bias_act (cuda): b must have shape [", x.size(dim), "] (x.shape[dim]), got ",
+                b->sizes());
+    check_cuda_tensor(*b, x, "bias_act", "b");
+  }
+}
+
+Geometry describe(const at::Tensor& dense, bool has_bias, int64_t dim) {
+  Geometry g;
+  g.numel = dense.numel();
+  if (has_bias) {
+    g.channels = dense.size(dim);
+    g.inner = dense.stride(dim);
+  }
+  return g;
+}
+
+at::Tensor bias_act_fwd_cuda(const at::Tensor& x, const std::optional<at::Tensor>& b,
+                             int64_t dim, c10::string_view act, double alpha, double gain,
+                             std::optional<double> clamp) {
+  check_inputs(x, b, dim);
+  const Act a = parse_act(act);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto format = kernel_memory_format(x);
+  const at::Tensor xc = aligned_dense(x, format);
+  const at::Tensor bc = b.has_value() ? b->contiguous() : at::Tensor();
+  at::Tensor y = new_output(x, format);
+  if (x.numel() == 0) return y;
+  const Geometry g = describe(xc, b.has_value(), dim);
+  const Operands io{xc.const_data_ptr(), nullptr, bc.defined() ? bc.const_data_ptr() : nullptr,
+                    y.mutable_data_ptr()};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_act_fwd_cuda",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    with_epilogue<acc_t>(a, alpha, gain, clamp, [&](const auto& op) {
+      launch<false, scalar_t>(io, g, op, b.has_value(), nullptr, x.options());
+    });
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cuda(const at::Tensor& dy, const at::Tensor& x,
+                                                     const std::optional<at::Tensor>& b,
+                                                     int64_t dim, c10::string_view act,
+                                                     double alpha, double gain,
+                                                     std::optional<double> clamp,
+                                                     bool compute_db) {
+  check_inputs(x, b, dim);
+  check_cuda_tensor(dy, x, "bias_act", "dy");
+  TORCH_CHECK(dy.sizes() == x.sizes(), "bias_act (cuda): dy must have x's shape ", x.sizes(),
+              ", got ", dy.sizes());
+  TORCH_CHECK(!compute_db || b.has_value(), "bias_act (cuda): compute_db needs b");
+  const Act a = parse_act(act);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto format = kernel_memory_format(x);
+  const at::Tensor xc = aligned_dense(x, format);
+  const at::Tensor dyc = aligned_dense(dy, format);
+  const at::Tensor bc = b.has_value() ? b->contiguous() : at::Tensor();
+  at::Tensor dx = new_output(x, format);
+  at::Tensor db =
+      compute_db ? new_output({x.size(dim)}, x.options()) : at::empty({0}, x.options());
+  if (x.numel() == 0) {
+    if (compute_db) db.zero_();
+    return {dx, db};
+  }
+  const Geometry g = describe(xc, b.has_value(), dim);
+  const Operands io{xc.const_data_ptr(), dyc.const_data_ptr(),
+                    bc.defined() ? bc.const_data_ptr() : nullptr, dx.mutable_data_ptr()};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_act_bwd_cuda",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    with_epilogue<acc_t>(a, alpha, gain, clamp, [&](const auto& op) {
+      launch<true, scalar_t>(io, g, op, b.has_value(), compute_db ? &db : nullptr, x.options());
+    });
+  });
+  return {dx, db};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(stylegan_fast, CUDA, m) {
+  m.impl("bias_act_fwd", &bias_act_fwd_cuda);
+  m.impl("bias_act_bwd", &bias_act_bwd_cuda);
+}
+
+}  // namespace stylegan_fast

@@ -1,0 +1,304 @@
+// CUDA kernels of stylegan_fast::noise_injection_fwd / noise_injection_bwd (the math of
+// noise_injection.cpp):
+//
+//   y         = x + strength[c] * noise[n', 0, h, w]     (n' = n, or 0 for batch-shared noise)
+//   dnoise    = sum over c (and over n when noise is shared) of dy * strength[c]
+//   dstrength = sum over n, h, w of dy * noise[n', 0, h, w]
+//
+// Bytes, s = sizeof(scalar): the forward reads x and writes y, 2 s per element (noise is 1/C
+// of x, read from L2 by the C planes that share it); the backward reads dy once per output it
+// feeds: once for dstrength and once for dnoise when both are wanted (2 s per element instead
+// of the 1 s floor), since their sums run along different axes (channels for dnoise, pixels
+// for dstrength) and a fused single pass would need a cross-block reduction per pixel.
+// - NCHW: a block takes a chunk of one plane (n, c) (2-D grid: chunks x planes), 16-byte
+//   accesses when H*W is a multiple of the vector; dstrength's chunk sums are block sums.
+// - channels_last: [N*H*W, C] rows, lanes across channels (16-byte vectors of channels when C
+//   allows), the noise value of a row loaded once and broadcast; dstrength's sums per (chunk
+//   of rows, channel) reduce over the row lanes.
+// Every sum has a fixed order (block trees, then sum_partials / channel_dot): no atomics.
+#include <torch/library.h>
+
+#include "cuda_utils.cuh"
+
+namespace stylegan_fast {
+namespace {
+
+using namespace stylegan_fast::cuda;
+
+constexpr int kThreads = 256;
+constexpr int kVectorsPerThread = 4;  // per chunk: a chunk is kThreads * 4 vectors
+
+struct Params {
+  const void* x;  // x (forward) or dy (backward)
+  const void* noise;
+  const void* strength;
+  void* y;  // forward output
+  int64_t N, C, HW;
+  bool noise_per_sample;
+  int64_t chunk;  // NCHW: elements per chunk; channels_last: rows per chunk
+  int64_t chunks;
+  int col_lanes;  // channels_last: lanes across channels (a power of two)
+};
+
+// NCHW: plane blockIdx.y (+ k * gridDim.y), elements of chunk blockIdx.x. Forward: y = x +
+// s * noise. Backward (kSum): partials[plane * chunks + chunk] = sum of dy * noise.
+template <typename scalar_t, int V, bool kSum>
+__global__ void __launch_bounds__(kThreads) planes_kernel(Params p,
+                                                          at::opmath_type<scalar_t>* partials) {
+  using acc_t = at::opmath_type<scalar_t>;
+  __shared__ acc_t buf[kThreads / 32];
+  const scalar_t* x = static_cast<const scalar_t*>(p.x);
+  const scalar_t* noise = static_cast<const scalar_t*>(p.noise);
+  const scalar_t* strength = static_cast<const scalar_t*>(p.strength);
+  scalar_t* y = static_cast<scalar_t*>(p.y);
+  const int64_t k = blockIdx.x;
+  const int64_t begin = k * p.chunk, end = std::min(p.HW, begin + p.chunk);
+  for (int64_t plane = blockIdx.y; plane < p.N * p.C; plane += gridDim.y) {
+    const int64_t n = plane / p.C, c = plane % p.C;
+    const scalar_t* xp = x + plane * p.HW;
+    const scalar_t* np = noise + (p.noise_per_sample ? n * p.HW : 0);
+    const acc_t s = acc_t(strength[c]);
+    acc_t sum[1] = {acc_t(0)};
+    for (int64_t i = begin + int64_t(threadIdx.x) * V; i < end; i += int64_t(blockDim.x) * V) {
+      const Vec<scalar_t, V> xv = load_vec<V>(xp + i), nv = load_vec<V>(np + i);
+      if constexpr (kSum) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) sum[0] += acc_t(xv.v[j]) * acc_t(nv.v[j]);
+      } else {
+        Vec<scalar_t, V> out;
+#pragma unroll
+        for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(acc_t(xv.v[j]) + s * acc_t(nv.v[j]));
+        store_vec<V>(y + plane * p.HW + i, out);
+      }
+    }
+    if constexpr (kSum) {
+      contiguous_group_sum<1>(sum, blockDim.x, buf);
+      if (threadIdx.x == 0) partials[plane * p.chunks + k] = sum[0];
+    }
+  }
+}
+
+// channels_last: rows r = n * HW + i of C channels; block = col_lanes x row_lanes threads over
+// col_lanes * V channels (blockIdx.x) and the rows of chunk blockIdx.y. Backward (kSum):
+// partials[chunk * C + c] = sum over the chunk's rows of dy * noise.
+template <typename scalar_t, int V, bool kSum>
+__global__ void __launch_bounds__(kThreads) rows_kernel(Params p,
+                                                        at::opmath_type<scalar_t>* partials) {
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t* buf = dynamic_shared<acc_t>();  // V * blockDim.x when kSum
+  const scalar_t* x = static_cast<const scalar_t*>(p.x);
+  const scalar_t* noise = static_cast<const scalar_t*>(p.noise);
+  const scalar_t* strength = static_cast<const scalar_t*>(p.strength);
+  scalar_t* y = static_cast<scalar_t*>(p.y);
+  const int col_lane = threadIdx.x % p.col_lanes, row_lane = threadIdx.x / p.col_lanes;
+  const int row_lanes = blockDim.x / p.col_lanes;
+  const int64_t c0 = (int64_t(blockIdx.x) * p.col_lanes + col_lane) * V;
+  const bool active = c0 < p.C;
+  acc_t s[V], sum[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    s[j] = active ? acc_t(strength[c0 + j]) : acc_t(0);
+    sum[j] = 0;
+  }
+  if (active) {
+    const int64_t rows = p.N * p.HW;
+    const int64_t r_end = std::min(rows, (int64_t(blockIdx.y) + 1) * p.chunk);
+    for (int64_t r = int64_t(blockIdx.y) * p.chunk + row_lane; r < r_end; r += row_lanes) {
+      const int64_t n = r / p.HW, i = r - n * p.HW;
+      const acc_t nz = acc_t(noise[(p.noise_per_sample ? n * p.HW : 0) + i]);
+      const Vec<scalar_t, V> xv = load_vec<V>(x + r * p.C + c0);
+      if constexpr (kSum) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) sum[j] += acc_t(xv.v[j]) * nz;
+      } else {
+        Vec<scalar_t, V> out;
+#pragma unroll
+        for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(acc_t(xv.v[j]) + s[j] * nz);
+        store_vec<V>(y + r * p.C + c0, out);
+      }
+    }
+  }
+  if constexpr (kSum) {
+    strided_group_sum<V>(sum, col_lane, row_lane, row_lanes, p.col_lanes, buf);
+    if (active && row_lane == 0) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) partials[int64_t(blockIdx.y) * p.C + c0 + j] = sum[j];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side
+
+// Where the backward's dstrength partials are: sum_partials' (A, K, stride_a, stride_c,
+// stride_k).
+struct PartialsLayout {
+  int64_t A, K, stride_a, stride_c, stride_k;
+};
+
+// Runs the forward (y = x + s * noise) or, with kSum, the dstrength partials of dy.
+template <typename scalar_t, bool kSum>
+PartialsLayout launch(Params& p, bool channels_last, at::Tensor* partials,
+                      const at::TensorOptions& acc_options) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int V = kVec<scalar_t>;
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  if (!channels_last) {
+    const bool vec = p.HW % V == 0;
+    const int width = vec ? V : 1;
+    // Small planes get small blocks (a warp for 4x4 and 8x8), so that threads are not idle.
+    const int threads = static_cast<int>(
+        std::clamp<int64_t>(next_pow2(ceil_div(p.HW, int64_t(width) * kVectorsPerThread)), 32,
+                            kThreads));
+    p.chunk = int64_t(threads) * kVectorsPerThread * width;
+    p.chunks = ceil_div(p.HW, p.chunk);
+    TORCH_CHECK(p.chunks <= std::numeric_limits<int>::max(), "noise_injection (cuda): too large");
+    const dim3 grid(static_cast<unsigned>(p.chunks),
+                    static_cast<unsigned>(std::min<int64_t>(p.N * p.C, 65535)));
+    acc_t* part = nullptr;
+    if constexpr (kSum) {
+      *partials = at::empty({p.N * p.C * p.chunks}, acc_options);
+      part = partials->mutable_data_ptr<acc_t>();
+    }
+    if (vec) {
+      planes_kernel<scalar_t, V, kSum><<<grid, threads, 0, stream>>>(p, part);
+    } else {
+      planes_kernel<scalar_t, 1, kSum><<<grid, threads, 0, stream>>>(p, part);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // Plane n * C + c: dstrength[c] = sum over n, k of partials[(n * C + c) * chunks + k].
+    return {p.N, p.chunks, p.C * p.chunks, p.chunks, 1};
+  }
+  const int64_t rows = p.N * p.HW;
+  auto run = [&](auto width_tag) -> PartialsLayout {
+    constexpr int W = decltype(width_tag)::value;
+    p.col_lanes = static_cast<int>(std::min<int64_t>(32, next_pow2(ceil_div(p.C, W))));
+    const int row_lanes = kThreads / p.col_lanes;
+    const int64_t col_tiles = ceil_div(p.C, int64_t(p.col_lanes) * W);
+    const int64_t wanted = ceil_div(int64_t(sm_count()) * 4, col_tiles);
+    const int64_t chunks_max = std::min<int64_t>(ceil_div(rows, row_lanes), 65535);
+    p.chunk = ceil_div(rows, std::clamp<int64_t>(wanted, 1, chunks_max));
+    p.chunks = ceil_div(rows, p.chunk);
+    const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(p.chunks));
+    acc_t* part = nullptr;
+    if constexpr (kSum) {
+      *partials = at::empty({p.chunks * p.C}, acc_options);
+      part = partials->mutable_data_ptr<acc_t>();
+    }
+    const size_t smem = kSum ? sizeof(acc_t) * W * kThreads : 0;
+    rows_kernel<scalar_t, W, kSum><<<grid, kThreads, smem, stream>>>(p, part);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    return {p.chunks, 1, p.C, 1, 0};
+  };
+  if (p.C % V == 0) return run(std::integral_constant<int, V>{});
+  return run(std::integral_constant<int, 1>{});
+}
+
+void check_inputs(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength,
+                  const char* x_name) {
+  TORCH_CHECK(x.is_cuda(), "noise_injection (cuda): ", x_name, " must be a CUDA tensor, got ",
+              x.device());
+  TORCH_CHECK(x.dim() == 4, "noise_injection (cuda): ", x_name,
+              " must have shape [N, C, H, W], got ", x.sizes());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "noise_injection (cuda): ", x_name,
+              " must be a floating-point tensor, got ", x.scalar_type());
+  TORCH_CHECK(noise.dim() == 4 && noise.size(1) == 1 &&
+                  (noise.size(0) == x.size(0) || noise.size(0) == 1) &&
+                  noise.size(2) == x.size(2) && noise.size(3) == x.size(3),
+              "noise_injection (cuda): noise must have shape [N, 1, H, W] or [1, 1, H, W] for ",
+              x_name, " of shape ", x.sizes(), ", got ", noise.sizes());
+  TORCH_CHECK(strength.dim() == 1 && strength.size(0) == x.size(1),
+              "noise_injection (cuda): strength must have shape [C] = [", x.size(1), "], got ",
+              strength.sizes());
+  check_cuda_tensor(noise, x, "noise_injection", "noise");
+  check_cuda_tensor(strength, x, "noise_injection", "strength");
+}
+
+Params params_of(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength) {
+  Params p{};
+  p.x = x.const_data_ptr();
+  p.noise = noise.const_data_ptr();
+  p.strength = strength.const_data_ptr();
+  p.N = x.size(0);
+  p.C = x.size(1);
+  p.HW = x.size(2) * x.size(3);
+  p.noise_per_sample = noise.size(0) == x.size(0) && x.size(0) != 1;
+  return p;
+}
+
+at::Tensor noise_injection_fwd_cuda(const at::Tensor& x, const at::Tensor& noise,
+                                    const at::Tensor& strength) {
+  check_inputs(x, noise, strength, "x");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto format = kernel_memory_format(x);
+  at::Tensor y = new_output(x, format);
+  if (x.numel() == 0) return y;
+  const at::Tensor xc = aligned_dense(x, format);
+  // [N, 1, H, W] has one memory order in both formats.
+  const at::Tensor noise_c = aligned_dense(noise, at::MemoryFormat::Contiguous);
+  const at::Tensor strength_c = strength.contiguous();
+  Params p = params_of(xc, noise_c, strength_c);
+  p.y = y.mutable_data_ptr();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+                                  "noise_injection_fwd_cuda", [&] {
+    launch<scalar_t, false>(p, format == at::MemoryFormat::ChannelsLast, nullptr, x.options());
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cuda(const at::Tensor& dy,
+                                                            const at::Tensor& noise,
+                                                            const at::Tensor& strength,
+                                                            bool compute_dnoise,
+                                                            bool compute_dstrength) {
+  check_inputs(dy, noise, strength, "dy");
+  const c10::cuda::CUDAGuard guard(dy.device());
+  at::Tensor dnoise = compute_dnoise ? new_output(noise.sizes(), noise.options())
+                                     : at::empty({0}, noise.options());
+  at::Tensor dstrength = compute_dstrength ? new_output({dy.size(1)}, strength.options())
+                                           : at::empty({0}, strength.options());
+  if (dy.numel() == 0 || !(compute_dnoise || compute_dstrength)) {
+    // Sums over nothing; noise may still have pixels when N or C is zero.
+    dnoise.zero_();
+    dstrength.zero_();
+    return {dnoise, dstrength};
+  }
+  const auto format = kernel_memory_format(dy);
+  const bool channels_last = format == at::MemoryFormat::ChannelsLast;
+  const at::Tensor dyc = aligned_dense(dy, format);
+  const at::Tensor noise_c = aligned_dense(noise, at::MemoryFormat::Contiguous);
+  const at::Tensor strength_c = strength.contiguous();
+  Params p = params_of(dyc, noise_c, strength_c);
+  const auto acc_options =
+      dy.options().dtype(dy.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(),
+                                  "noise_injection_bwd_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    if (compute_dstrength) {
+      at::Tensor partials;
+      const PartialsLayout l = launch<scalar_t, true>(p, channels_last, &partials, acc_options);
+      sum_partials(partials.const_data_ptr<acc_t>(), dstrength.mutable_data_ptr<scalar_t>(), l.A,
+                   l.K, l.stride_a, l.stride_c, l.stride_k, p.C);
+    }
+    if (compute_dnoise) {
+      const scalar_t* dy_ptr = dyc.const_data_ptr<scalar_t>();
+      const scalar_t* s = strength_c.const_data_ptr<scalar_t>();
+      scalar_t* out = dnoise.mutable_data_ptr<scalar_t>();
+      if (channels_last) {
+        channel_dot<true>(dy_ptr, s, out, p.N, p.C, p.HW, noise.size(0));
+      } else {
+        channel_dot<false>(dy_ptr, s, out, p.N, p.C, p.HW, noise.size(0));
+      }
+    }
+  });
+  return {dnoise, dstrength};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(stylegan_fast, CUDA, m) {
+  m.impl("noise_injection_fwd", &noise_injection_fwd_cuda);
+  m.impl("noise_injection_bwd", &noise_injection_bwd_cuda);
+}
+
+}  // namespace stylegan_fast
