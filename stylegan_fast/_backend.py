@@ -43,7 +43,8 @@ class OpKernels:
     name: str
     extension_op: str | None
     triton_op: str | None
-    # impl="auto" tries these in order (then ref), fastest first by the recorded benchmarks.
+    # impl="auto" tries these in order (then ref). CUDA order: a guess (cuda before triton)
+    # until GPU benchmarks are recorded; none has been run on a GPU yet.
     cpu_preference: tuple[str, ...] = ("cpp",)
     cuda_preference: tuple[str, ...] = ("cuda", "triton")
 

@@ -11,7 +11,9 @@ from .reference import ACTIVATIONS
 
 __all__ = ["bias_act", "ACTIVATIONS"]
 
-_backend.register(_backend.OpKernels("bias_act", extension_op="bias_act_fwd", triton_op=None))
+_backend.register(
+    _backend.OpKernels("bias_act", extension_op="bias_act_fwd", triton_op="bias_act_fwd_triton")
+)
 
 
 def bias_act(

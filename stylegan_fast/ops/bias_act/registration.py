@@ -100,3 +100,28 @@ def _register(suffix: str) -> Kernels:
 
 EXTENSION = _register("")
 TRITON = _register("_triton")
+
+# The Triton launchers (ops/bias_act/triton.py) serve the *_triton schemas on CUDA tensors, and
+# on CPU tensors under TRITON_INTERPRET=1. That module, and triton with it, is imported on the
+# first call: the package imports without triton, and TRITON_INTERPRET (read when triton
+# compiles the kernels' decorators) may be set any time before.
+_triton_launchers = None
+
+
+def _launchers():
+    global _triton_launchers
+    if _triton_launchers is None:
+        from . import triton as launchers
+
+        _triton_launchers = launchers
+    return _triton_launchers
+
+
+@torch.library.register_kernel(TRITON.fwd, ("cpu", "cuda"))
+def _triton_fwd(x, b, dim, act, alpha, gain, clamp):
+    return _launchers().bias_act_fwd(x, b, dim, act, alpha, gain, clamp)
+
+
+@torch.library.register_kernel(TRITON.bwd, ("cpu", "cuda"))
+def _triton_bwd(dy, x, b, dim, act, alpha, gain, clamp, compute_db):
+    return _launchers().bias_act_bwd(dy, x, b, dim, act, alpha, gain, clamp, compute_db)

@@ -11,7 +11,11 @@ from . import reference, registration
 __all__ = ["noise_injection"]
 
 _backend.register(
-    _backend.OpKernels("noise_injection", extension_op="noise_injection_fwd", triton_op=None)
+    _backend.OpKernels(
+        "noise_injection",
+        extension_op="noise_injection_fwd",
+        triton_op="noise_injection_fwd_triton",
+    )
 )
 
 

@@ -104,3 +104,28 @@ def _register(suffix: str) -> Kernels:
 
 EXTENSION = _register("")
 TRITON = _register("_triton")
+
+# The Triton launchers (ops/noise_injection/triton.py) serve the *_triton schemas on CUDA
+# tensors, and on CPU tensors under TRITON_INTERPRET=1. That module, and triton with it, is
+# imported on the first call: the package imports without triton, and TRITON_INTERPRET (read
+# when triton compiles the kernels' decorators) may be set any time before.
+_triton_launchers = None
+
+
+def _launchers():
+    global _triton_launchers
+    if _triton_launchers is None:
+        from . import triton as launchers
+
+        _triton_launchers = launchers
+    return _triton_launchers
+
+
+@torch.library.register_kernel(TRITON.fwd, ("cpu", "cuda"))
+def _triton_fwd(x, noise, strength):
+    return _launchers().noise_injection_fwd(x, noise, strength)
+
+
+@torch.library.register_kernel(TRITON.bwd, ("cpu", "cuda"))
+def _triton_bwd(dy, noise, strength, compute_dnoise, compute_dstrength):
+    return _launchers().noise_injection_bwd(dy, noise, strength, compute_dnoise, compute_dstrength)
