@@ -14,7 +14,9 @@ __all__ = ["setup_filter", "upfirdn2d", "upsample2d", "downsample2d", "filter2d"
 # cpu_preference: "cpp" beats the reference on every StyleGAN shape measured (fp32, 2 threads,
 # median of 20 runs; filter [1, 3, 3, 1] as setup_filter makes it, a 4x4 2-D filter):
 #   TIMINGS
-_backend.register(_backend.OpKernels("upfirdn2d", extension_op="upfirdn2d_fwd", triton_op=None))
+_backend.register(
+    _backend.OpKernels("upfirdn2d", extension_op="upfirdn2d_fwd", triton_op="upfirdn2d_fwd_triton")
+)
 
 OP = "upfirdn2d"
 
@@ -157,6 +159,9 @@ def _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl) -> torch.Te
             "(need H * upy + pady0 + pady1 >= fh, likewise for W)"
         )
     reasons = _FILTER_GRAD_REASONS if f.requires_grad else None
+    triton_reason = registration.triton_reason(fh, fw, up, down)
+    if triton_reason is not None and reasons is None:
+        reasons = {"triton": triton_reason}
     backend = _backend.resolve(OP, impl, x.device, op_reasons=reasons)
     if backend == "ref":
         return reference.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
