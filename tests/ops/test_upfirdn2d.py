@@ -541,13 +541,15 @@ def test_triton_cuda_launch_config():
         return kernels.launch_config(**args)
 
     c = config()  # upsample2d fp32 NCHW, 512 -> 1024 wide: a row strip of 256 base columns
-    assert (c.block_lanes, c.block_cols, c.num_warps) == (2, 256, 4)
-    assert c.rows_per_band == 16  # 32 planes x 16 bands = 512 programs < 8 per SM x 132
-    c = config(base_cols=8, base_rows=8, lanes=32 * 512)  # 8x8 planes: 64 planes per tile
-    assert (c.block_lanes, c.block_cols, c.rows_per_band) == (64, 8, 8)
+    assert (c.block_lanes, c.block_cols, c.num_warps) == (1, 256, 4)  # 64 planes, 64 programs
+    assert c.rows_per_band == 16  # x 16 bands = 1024 programs: still < 8 per SM x 132
+    c = config(lanes=4096)  # many planes: 2 per tile, 2048 programs, whole-height bands
+    assert (c.block_lanes, c.block_cols, c.rows_per_band) == (2, 256, 256)
+    c = config(base_cols=4, base_rows=4, lanes=32 * 512)  # 4x4 planes: 128 planes per tile
+    assert (c.block_lanes, c.block_cols, c.rows_per_band) == (32, 4, 4)  # ... cut to 32: 512
     c = config(channels_last=True, lanes=512, groups=32, lane_stride=1, window_values=24)
     assert (c.block_lanes, c.block_cols) == (256, 1)  # 2 floats per thread
-    c = config(element_size=2, window_values=4)  # fp16, small window: 8 halves per thread
+    c = config(element_size=2, window_values=4, lanes=4096)  # fp16, small window: 8 halves
     assert c.block_lanes * c.block_cols == 1024
     c = config(lanes=4, base_cols=2, base_rows=4096, lane_stride=2**30)
     assert c.block_lanes == 1  # two planes of 2^30 elements would overflow int32 offsets
