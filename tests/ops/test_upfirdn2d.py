@@ -202,8 +202,11 @@ def test_gradcheck_and_gradgradcheck(impl, seed, rng):
         [1, 2, *cfg.pop("hw")], torch.float64, generator=rng, requires_grad=True
     )
     fn = call(impl, cfg.pop("f"), **cfg)
-    assert torch.autograd.gradcheck(fn, (x,))
-    assert torch.autograd.gradgradcheck(fn, (x,))
+    # Triton under the interpreter costs ~0.1 s a call: its Jacobians are checked along random
+    # directions (fast_mode) instead of column by column (hundreds of calls per case).
+    fast = impl == "triton"
+    assert torch.autograd.gradcheck(fn, (x,), fast_mode=fast)
+    assert torch.autograd.gradgradcheck(fn, (x,), fast_mode=fast)
 
 
 @pytest.mark.parametrize("impl", KERNEL_IMPLS)
@@ -273,9 +276,15 @@ OPCHECK_SHAPES = {
 def test_opcheck(impl, layout, dtype, rng):
     testing.require_backend(OP, impl, "cpu")
     fwd = _kernels(impl).fwd
-    for shape in OPCHECK_SHAPES[layout]:
+    shapes, cases = OPCHECK_SHAPES[layout], OPCHECK_PARAMS
+    if impl == "triton":
+        # The interpreter makes each opcheck ~5 s: one shape (the Triton kernel has no
+        # per-shape traversals) and two parameter sets (StyleGAN's upsampling, whose backward
+        # is its downsampling, and a general 2-D filter); parity tests cover the rest.
+        shapes, cases = shapes[:1], [OPCHECK_PARAMS[0], OPCHECK_PARAMS[3]]
+    for shape in shapes:
         x = testing.make_tensor(shape, dtype, layout=layout, generator=rng, requires_grad=True)
-        for f, params, flip, gain in OPCHECK_PARAMS:
+        for f, params, flip, gain in cases:
             torch.library.opcheck(fwd, (x, f, *params, flip, gain))
 
 
@@ -313,11 +322,33 @@ def _slack(impl, dtype):
     return 4.0 if impl == "ref" and dtype in (torch.float16, torch.bfloat16) else 1.0
 
 
-@pytest.mark.parametrize("impl", CPU_IMPLS)
-@pytest.mark.parametrize("dtype", testing.FLOAT_DTYPES)
-@pytest.mark.parametrize("layout", testing.LAYOUTS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("config", CONFIGS)
+def _parity_cases():
+    """Every impl x config x shape x layout x dtype, except that Triton (~0.1-0.5 s a call under
+    the interpreter) runs one shape per (config, layout, dtype), rotating so each config meets
+    every shape: every dtype and layout stays covered."""
+    cases = []
+    for ci, config in enumerate(CONFIGS):
+        for si, shape in enumerate(SHAPES):
+            for li, layout in enumerate(testing.LAYOUTS):
+                for di, dtype in enumerate(testing.FLOAT_DTYPES):
+                    for impl in CPU_IMPLS:
+                        if impl == "triton" and si != (ci + li + di) % len(SHAPES):
+                            continue
+                        name = str(dtype).removeprefix("torch.")
+                        cases.append(
+                            pytest.param(
+                                impl,
+                                dtype,
+                                layout,
+                                shape,
+                                config,
+                                id=f"{config}-shape{si}-{layout}-{name}-{impl}",
+                            )  # fmt: skip
+                        )
+    return cases
+
+
+@pytest.mark.parametrize("impl, dtype, layout, shape, config", _parity_cases())
 def test_parity_forward_backward(impl, dtype, layout, shape, config, rng):
     testing.require_backend(OP, impl, "cpu")
     op, taps = CONFIGS[config]
@@ -335,10 +366,27 @@ def test_parity_forward_backward(impl, dtype, layout, shape, config, rng):
     testing.assert_close(dx, dx64, dtype, "dx", slack)
 
 
-@pytest.mark.parametrize("impl", CPU_IMPLS)
-@pytest.mark.parametrize("dtype", testing.FLOAT_DTYPES)
-@pytest.mark.parametrize("layout", testing.LAYOUTS)
-@pytest.mark.parametrize("config", ["downsample", "general_2d", "separable_8"])
+def _r1_cases():
+    """Every impl x config x layout x dtype, except that Triton (interpreter time) runs fp16
+    and bf16 on StyleGAN's downsampling only (the discriminator's R1 case)."""
+    cases = []
+    for config in ["downsample", "general_2d", "separable_8"]:
+        for layout in testing.LAYOUTS:
+            for dtype in testing.FLOAT_DTYPES:
+                for impl in CPU_IMPLS:
+                    low = dtype in (torch.float16, torch.bfloat16)
+                    if impl == "triton" and low and config != "downsample":
+                        continue
+                    name = str(dtype).removeprefix("torch.")
+                    cases.append(
+                        pytest.param(
+                            impl, dtype, layout, config, id=f"{config}-{layout}-{name}-{impl}"
+                        )
+                    )
+    return cases
+
+
+@pytest.mark.parametrize("impl, dtype, layout, config", _r1_cases())
 def test_parity_r1_pattern(impl, dtype, layout, config, rng):
     testing.require_backend(OP, impl, "cpu")
     op, taps = CONFIGS[config]
@@ -414,6 +462,132 @@ def test_zero_sized_image_pads_to_zeros(impl):
     x = torch.empty(2, 3, 0, 4)
     y = upfirdn2d(x, setup_filter(BLUR), padding=[0, 0, 3, 3], impl=impl)
     assert torch.equal(y, torch.zeros(2, 3, 3, 1))
+
+
+# --- the Triton kernel's polyphase tables, tiling and limits -----------------------------------
+
+
+@pytest.mark.parametrize("up", [1, 2, 3])
+@pytest.mark.parametrize("down", [1, 2, 3])
+def test_triton_axis_plan_matches_definition(up, down):
+    """Each phase's (tap, input) pairs from triton.axis_plan are exactly the pairs of the
+    definition y[m] = sum_k x[k] * g[k * up + pad0 - m * down] with 0 <= tap < taps."""
+    kernels = pytest.importorskip("stylegan_fast.ops.upfirdn2d.triton")
+    for taps in range(1, 7):
+        for pad0 in range(-4, 6):
+            plan = kernels.axis_plan(up, down, taps, pad0)
+            assert len(plan.phases) == up
+            for mb in range(-2, 4):
+                for r, (a0, slot0, count) in enumerate(plan.phases):
+                    m = mb * up + r
+                    got = {(a0 + j * up, mb * down + plan.offset + slot0 + j) for j in range(count)}
+                    want = {
+                        (k * up + pad0 - m * down, k)
+                        for k in range(-20, 20)
+                        if 0 <= k * up + pad0 - m * down < taps
+                    }
+                    assert got == want, (up, down, taps, pad0, m)
+                    assert all(0 <= slot0 + j < plan.window for j in range(count))
+
+
+TILING_CASES = {
+    # name: (up, down, padding, flip, gain, taps): the StyleGAN resampling, its backward
+    # paddings, and general factors.
+    "upsample": ((2, 2), (1, 1), (2, 1, 2, 1), False, 4.0, BLUR),
+    "downsample": ((1, 1), (2, 2), (1, 1, 1, 1), False, 1.0, BLUR),
+    "blur_backward": ((1, 1), (1, 1), (1, 2, 1, 2), True, 1.0, BLUR),
+    "blur_3tap": ((1, 1), (1, 1), (1, 1, 1, 1), False, 1.0, [1.0, 2.0, 1.0]),
+    "general": ((3, 2), (2, 3), (-1, 3, 4, 0), True, -0.7, [[1.0, -2.0, 0.5], [3.0, 0.0, 1.0]]),
+}
+
+
+def _tiny_launch(**kwargs):
+    """A Triton launch split into as many programs as the tensor allows: 2 lanes x 4 base
+    columns per tile, 3 base rows per band."""
+    from stylegan_fast.ops.upfirdn2d import triton as kernels
+
+    return kernels.Launch(block_lanes=2, block_cols=4, rows_per_band=3, num_warps=1)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("case", TILING_CASES)
+def test_triton_multi_program_tiling(layout, case, rng, monkeypatch):
+    """Tiles that split lanes, columns and rows across programs (lane-block and column-block
+    edges, band prologues, the row prefetch at a band's end) give the reference's result; the
+    interpreter otherwise runs one program per test tensor."""
+    testing.require_backend(OP, "triton", "cpu")
+    from stylegan_fast.ops.upfirdn2d import triton as kernels
+
+    monkeypatch.setattr(kernels, "launch_config", _tiny_launch)
+    up, down, padding, flip, gain, taps = TILING_CASES[case]
+    f = _filter(taps)
+    x = testing.make_tensor([2, 3, 5, 9], torch.float64, layout=layout, generator=rng)
+    out = upfirdn2d(x, f, up, down, padding, flip, gain, impl="triton")
+    testing.assert_close(out, upfirdn2d(x, f, up, down, padding, flip, gain, impl="ref"))
+    assert testing.is_layout(out, layout)
+
+
+def test_triton_cuda_launch_config():
+    """The CUDA launch configuration (computed here without a GPU): power-of-two tiles of at
+    most 512 base positions (16 bytes per thread per load, fewer for big windows), bands
+    of >= 16 rows unless the grid needs more programs, int32-safe lane blocks."""
+    kernels = pytest.importorskip("stylegan_fast.ops.upfirdn2d.triton")
+
+    def config(**kw):
+        args = dict(on_cuda=True, sm_count=132, element_size=4, channels_last=False, lanes=64,
+                    lane_stride=256 * 256, groups=1, base_rows=256, base_cols=256,
+                    window_values=12)  # fmt: skip
+        args.update(kw)
+        return kernels.launch_config(**args)
+
+    c = config()  # upsample2d fp32 NCHW, 512 -> 1024 wide: a row strip of 256 base columns
+    assert (c.block_lanes, c.block_cols, c.num_warps) == (1, 256, 4)  # 64 planes, 64 programs
+    assert c.rows_per_band == 16  # x 16 bands = 1024 programs: still < 8 per SM x 132
+    c = config(lanes=4096)  # many planes: 2 per tile, 2048 programs, whole-height bands
+    assert (c.block_lanes, c.block_cols, c.rows_per_band) == (2, 256, 256)
+    c = config(base_cols=4, base_rows=4, lanes=32 * 512)  # 4x4 planes: 128 planes per tile
+    assert (c.block_lanes, c.block_cols, c.rows_per_band) == (32, 4, 4)  # ... cut to 32: 512
+    c = config(channels_last=True, lanes=512, groups=32, lane_stride=1, window_values=24)
+    assert (c.block_lanes, c.block_cols) == (256, 1)  # 2 floats per thread
+    c = config(element_size=2, window_values=4, lanes=4096)  # fp16, small window: 8 halves
+    assert c.block_lanes * c.block_cols == 1024
+    c = config(lanes=4, base_cols=2, base_rows=4096, lane_stride=2**30)
+    assert c.block_lanes == 1  # two planes of 2^30 elements would overflow int32 offsets
+    assert c.rows_per_band == 16  # 4096 rows, 4 programs: as many bands as 16-row bands allow
+
+
+def test_triton_runs_the_cuda_launch_config(rng, monkeypatch):
+    """The kernel with the CUDA configuration (several bands: 1 SM asks for 8 programs), on
+    the interpreter."""
+    testing.require_backend(OP, "triton", "cpu")
+    from stylegan_fast.ops.upfirdn2d import triton as kernels
+
+    real = kernels.launch_config
+    monkeypatch.setattr(
+        kernels, "launch_config", lambda **kw: real(**{**kw, "on_cuda": True, "sm_count": 1})
+    )
+    f = setup_filter(BLUR)
+    for layout in ("contiguous", "channels_last"):
+        x = testing.make_tensor([1, 4, 40, 6], torch.float32, layout=layout, generator=rng)
+        for fn in (upsample2d, downsample2d, filter2d):
+            testing.assert_close(fn(x, f, impl="triton"), fn(x.double(), f, impl="ref"))
+
+
+def test_triton_refuses_what_it_does_not_unroll():
+    """Filters over 8 taps per axis and factors over 8 are refused with the reason (explicit
+    impl raises; the registered op raises too), and served by the other backends."""
+    x = torch.randn(1, 2, 12, 12)
+    long_filter = setup_filter(list(range(1, 10)))  # 9 taps, separable
+    with pytest.raises(NotImplementedError, match="serves at most 8 per axis"):
+        upfirdn2d(x, long_filter, impl="triton")
+    with pytest.raises(NotImplementedError, match="up and down factors of at most 8"):
+        upfirdn2d(x, None, up=[9, 1], impl="triton")
+    with pytest.raises(RuntimeError, match="serves at most 8 per axis"):
+        registration.TRITON.fwd(x, long_filter, 1, 1, 1, 1, 4, 4, 4, 4, False, 1.0)
+    assert registration.triton_reason(8, 8, (8, 8), (8, 8)) is None
+    torch.testing.assert_close(
+        upfirdn2d(x, long_filter, padding=4), upfirdn2d(x, long_filter, padding=4, impl="ref")
+    )
 
 
 # --- torch.compile ---------------------------------------------------------------------------
@@ -530,3 +704,85 @@ def test_auto_fallback_warns_once(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         filter2d(x, None)  # a second call stays quiet
+
+
+# --- GPU (skipped without CUDA): Triton on CUDA tensors against the float64 reference ---------
+
+# StyleGAN's (C, resolution) pairs (issue 3), at N = 2.
+STYLEGAN_SHAPES = [(512, 8), (512, 32), (512, 64), (256, 128), (128, 256), (64, 512), (32, 1024)]
+GPU_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", GPU_DTYPES)
+@pytest.mark.parametrize("channels, resolution", STYLEGAN_SHAPES)
+def test_cuda_triton_stylegan_parity(channels, resolution, dtype, layout):
+    """upsample2d into, downsample2d and filter2d at each StyleGAN resolution with the 4x4
+    filter: forward and backward against float64, R1 through the downsampling."""
+    device = "cuda"
+    gen = torch.Generator().manual_seed(resolution * 7 + channels)
+    f = setup_filter(BLUR, device=device)
+    ops = {
+        "upsample": (upsample2d, resolution // 2),
+        "downsample": (downsample2d, resolution),
+        "blur": (filter2d, resolution),
+    }
+    for name, (fn, size) in ops.items():
+        x = testing.make_tensor([2, channels, size, size], dtype, device, layout, gen)
+        x.requires_grad_(True)
+        out = fn(x, f, impl="triton")
+        dy = testing.make_tensor(out.shape, dtype, device, layout, gen)
+        (dx,) = torch.autograd.grad(out, x, dy)
+        (x64,) = testing.to_float64((x,))
+        ref, (dx64,) = testing.forward_backward(
+            lambda x_, fn=fn: fn(x_, f, impl="ref"), (x64,), dy.double()
+        )
+        assert testing.is_layout(out, layout)
+        testing.assert_close(out, ref, dtype, f"{name} y")
+        testing.assert_close(dx, dx64, dtype, f"{name} dx")
+    x = testing.make_tensor([2, channels, resolution, resolution], dtype, device, layout, gen)
+    x.requires_grad_(True)
+    (grad,) = testing.r1_pattern(lambda x_: downsample2d(x_, f, impl="triton"), (x,))
+    (grad64,) = testing.r1_pattern(
+        lambda x_: downsample2d(x_, f, impl="ref"), testing.to_float64((x,))
+    )
+    slack = 1.0 if dtype == torch.float32 else 4.0
+    testing.assert_close(grad, grad64, dtype, "R1 dx", slack)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("layout", testing.LAYOUTS)
+@pytest.mark.parametrize("dtype", GPU_DTYPES + [torch.float64])
+@pytest.mark.parametrize("config", CONFIGS)
+def test_cuda_triton_general_parity(config, dtype, layout):
+    """The general configurations (odd sizes, negative padding, 3x5 and 8-tap filters) on
+    CUDA, at a size that spans several tiles and row bands."""
+    gen = torch.Generator().manual_seed(11)
+    op, taps = CONFIGS[config]
+    f = _filter(taps).cuda()
+    x = testing.make_tensor([3, 40, 67, 301], dtype, "cuda", layout, gen, requires_grad=True)
+    out = op(x, f, "triton")
+    dy = testing.make_tensor(out.shape, dtype, "cuda", layout, gen)
+    (dx,) = torch.autograd.grad(out, x, dy)
+    (x64,) = testing.to_float64((x,))
+    ref, (dx64,) = testing.forward_backward(lambda x_: op(x_, f, "ref"), (x64,), dy.double())
+    testing.assert_close(out, ref, dtype, "y")
+    testing.assert_close(dx, dx64, dtype, "dx")
+
+
+@pytest.mark.cuda
+def test_cuda_triton_compile_fullgraph():
+    gen = torch.Generator().manual_seed(3)
+    x = testing.make_tensor([2, 8, 16, 16], torch.float32, "cuda", generator=gen)
+    x.requires_grad_(True)
+    f = setup_filter(BLUR, device="cuda")
+
+    def layer(x):
+        return downsample2d(upsample2d(x, f, impl="triton"), f, impl="triton").square().mean()
+
+    compiled = torch.compile(layer, fullgraph=True)
+    got, (got_grad,) = testing.forward_backward(compiled, (x,), torch.tensor(1.0, device="cuda"))
+    want, (want_grad,) = testing.forward_backward(layer, (x,), torch.tensor(1.0, device="cuda"))
+    testing.assert_close(got, want.double(), what="compiled output")
+    testing.assert_close(got_grad, want_grad.double(), what="compiled gradient")

@@ -17,7 +17,9 @@ __all__ = ["setup_filter", "upfirdn2d", "upsample2d", "downsample2d", "filter2d"
 #   upsample2d   [8, 512, 8, 8] 6.4x, [4, 64, 64, 64] 6.1x
 #   downsample2d [8, 512, 8, 8] 3.0x, [4, 64, 64, 64] 1.7x
 #   filter2d     [8, 512, 8, 8] 1.3x, [4, 64, 64, 64] 1.2x
-_backend.register(_backend.OpKernels("upfirdn2d", extension_op="upfirdn2d_fwd", triton_op=None))
+_backend.register(
+    _backend.OpKernels("upfirdn2d", extension_op="upfirdn2d_fwd", triton_op="upfirdn2d_fwd_triton")
+)
 
 OP = "upfirdn2d"
 
@@ -160,6 +162,9 @@ def _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl) -> torch.Te
             "(need H * upy + pady0 + pady1 >= fh, likewise for W)"
         )
     reasons = _FILTER_GRAD_REASONS if f.requires_grad else None
+    triton_reason = registration.triton_reason(fh, fw, up, down)
+    if triton_reason is not None and reasons is None:
+        reasons = {"triton": triton_reason}
     backend = _backend.resolve(OP, impl, x.device, op_reasons=reasons)
     if backend == "ref":
         return reference.upfirdn2d(x, f, up, down, padding, flip_filter, gain)

@@ -34,6 +34,28 @@ def output_size(in_size, up: int, down: int, pad0: int, pad1: int, taps: int):
     return (in_size * up + pad0 + pad1 - taps) // down + 1
 
 
+# The Triton kernel unrolls every phase and tap and keeps a window of input rows in registers
+# (up to taps x taps values per thread): it serves filters and factors up to these sizes.
+TRITON_MAX_TAPS = 8
+TRITON_MAX_FACTOR = 8
+
+
+def triton_reason(fh: int, fw: int, up: tuple[int, int], down: tuple[int, int]) -> str | None:
+    """Why the Triton kernel cannot serve a ``fh x fw`` filter with these factors (None: it
+    can). The adjoint (up and down swapped, same filter) is served whenever the op is."""
+    if max(fh, fw) > TRITON_MAX_TAPS:
+        return (
+            f"its kernel unrolls the filter taps and serves at most {TRITON_MAX_TAPS} per axis "
+            f"(the filter is {fh}x{fw})"
+        )
+    if max(*up, *down) > TRITON_MAX_FACTOR:
+        return (
+            f"its kernel unrolls the output phases and serves up and down factors of at most "
+            f"{TRITON_MAX_FACTOR} (up={list(up)}, down={list(down)})"
+        )
+    return None
+
+
 def adjoint_params(in_h, in_w, out_h, out_w, fh, fw, up, down, padding, flip_filter):
     """``(up, down, padding, flip_filter)`` of the upfirdn2d that is the adjoint (transpose)
     of ``upfirdn2d(·, f, up, down, padding, flip_filter, gain)`` on ``[.., in_h, in_w]``.
@@ -92,3 +114,16 @@ def _register(suffix: str) -> Kernels:
 
 EXTENSION = _register("")
 TRITON = _register("_triton")
+
+
+def _triton_fwd(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain):
+    # Imported on first call: the package imports without triton, and TRITON_INTERPRET may be
+    # set any time before the first Triton call.
+    from . import triton as triton_kernels
+
+    return triton_kernels.upfirdn2d_fwd(
+        x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, gain
+    )
+
+
+torch.library.register_kernel(TRITON.fwd, ("cpu", "cuda"), _triton_fwd)
