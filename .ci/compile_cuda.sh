@@ -29,6 +29,14 @@ export MAX_JOBS=${MAX_JOBS:-2}
 
 build=$(mktemp -d "${TMPDIR:-/tmp}/stylegan_fast_cuda.XXXXXX")
 trap 'rm -rf "$build"' EXIT
+
+# torch links the extension with -lcudart from $CUDA_HOME/lib64; CUDA_HOME is guessed from the
+# nvcc on the PATH (/usr/local here, which has no lib64), and the CUDA wheels ship only
+# libcudart.so.13. Link against the wheel's runtime (the one torch loads) through a
+# linker-name symlink.
+mkdir "$build/cudart"
+ln -s "$site/nvidia/cu13/lib/libcudart.so.13" "$build/cudart/libcudart.so"
+export LIBRARY_PATH="$build/cudart:$LIBRARY_PATH"
 cp -r setup.py pyproject.toml README.md csrc "$build/"
 mkdir "$build/stylegan_fast"
 cp stylegan_fast/_build_flags.py "$build/stylegan_fast/"
