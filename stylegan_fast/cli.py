@@ -69,8 +69,19 @@ def info(_args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line argparse refused; main() prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage block before its error and exits; a user with a typo
+    # needs the one line that says what is wrong (--help has the rest).
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stylegan-fast",
         description="Fused StyleGAN kernels: inspect backends, benchmark ops.",
     )
@@ -106,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     args.argv = argv
     try:
         return args.func(args)

@@ -174,7 +174,7 @@ def test_bench_command_picks_ops_and_end_to_end_parts():
     assert parts("--e2e") == (False, True)
     assert parts("--op", "bias_act") == (True, False)  # choosing ops alone: ops only
     assert parts("--op", "bias_act", "--workload", "train") == (True, True)
-    with pytest.raises(SystemExit):
+    with pytest.raises(cli.UsageError, match="not allowed with argument"):
         parser.parse_args(["bench", "--e2e", "--ops-only"])
 
 
