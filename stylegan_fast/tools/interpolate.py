@@ -14,6 +14,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from . import _common
@@ -87,6 +88,13 @@ def interpolation(
     return synthesize(G, ws, noise_mode, [seeds[0]] * len(ws), batch_size)
 
 
+def strip(pixels: np.ndarray, frames_per_row: int | None = None) -> np.ndarray:
+    """Frames ``uint8 [F, H, W, C]`` side by side, ``frames_per_row`` to a row (default all):
+    ``uint8 [rows * H, min(F, frames_per_row) * W, C]``."""
+    per_row = len(pixels) if frames_per_row is None else frames_per_row
+    return _common.compose([list(pixels[i : i + per_row]) for i in range(0, len(pixels), per_row)])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common.add_network_arguments(parser)
     parser.add_argument("--seeds", required=True, help="two or more seeds, e.g. 0,1 or 0-3")
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         args.batch,
     )
     pixels = _common.to_pixels(images)
-    path = _common.save_png(_common.compose([list(pixels)]), outdir / "interpolate.png")
+    path = _common.save_png(strip(pixels), outdir / "interpolate.png")
     print(f"wrote {path}: {len(pixels)} frames in {args.space.upper()}")
     if args.gif:
         frames = [_common.to_pil(p) for p in pixels]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..models.synthesis import NOISE_MODES
@@ -110,6 +111,46 @@ def style_mixing(
     return row_images, col_images, cells.unflatten(0, (len(row_seeds), len(col_seeds)))
 
 
+def figure_pixels(
+    row_images: torch.Tensor, col_images: torch.Tensor, cells: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`style_mixing`'s images as ``uint8`` pixels: ``([R, H, W, C], [K, H, W, C],
+    [R, K, H, W, C])``."""
+    row_px, col_px = _common.to_pixels(row_images), _common.to_pixels(col_images)
+    cell_px = _common.to_pixels(cells.flatten(0, 1)).reshape(*cells.shape[:2], *row_px.shape[1:])
+    return row_px, col_px, cell_px
+
+
+def figure_layout(row_px: np.ndarray, col_px: np.ndarray, cell_px: np.ndarray) -> np.ndarray:
+    """The figure as one ``uint8 [(R + 1) * H, (K + 1) * W, C]`` image: column images along
+    the top, row images down the left, cell (i, j) at row i + 1, column j + 1."""
+    figure = [[None, *col_px]] + [[row_px[i], *cell_px[i]] for i in range(len(row_px))]
+    return _common.compose(figure)
+
+
+def stylemix_figure(
+    G,
+    row_seeds: Sequence[int],
+    col_seeds: Sequence[int],
+    bands: Sequence[str] = ("coarse", "middle", "fine"),
+    truncation_psi: float = 1.0,
+) -> np.ndarray:
+    """The paper's Fig. 3 with one block of rows per style band: the column images along the
+    top, then for each band the row images and their mixes with that band copied from the
+    columns. ``uint8 [(1 + len(bands) * R) * H, (K + 1) * W, C]``."""
+    col_px = None
+    row_blocks, cell_blocks = [], []
+    for band in bands:
+        styles = style_bands(G.num_ws)[band]
+        row_images, col_images, cells = style_mixing(
+            G, row_seeds, col_seeds, styles, truncation_psi
+        )
+        row_px, col_px, cell_px = figure_pixels(row_images, col_images, cells)
+        row_blocks.append(row_px)
+        cell_blocks.append(cell_px)
+    return figure_layout(np.concatenate(row_blocks), col_px, np.concatenate(cell_blocks))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common.add_network_arguments(parser)
     parser.add_argument(
@@ -153,12 +194,8 @@ def run(args: argparse.Namespace) -> int:
         args.class_idx,
         args.batch,
     )
-    row_px, col_px = _common.to_pixels(row_images), _common.to_pixels(col_images)
-    cell_px = _common.to_pixels(cells.flatten(0, 1)).reshape(
-        len(rows), len(cols), *row_px.shape[1:]
-    )
-    figure = [[None, *col_px]] + [[row_px[i], *cell_px[i]] for i in range(len(rows))]
-    path = _common.save_png(_common.compose(figure), outdir / "stylemix.png")
+    row_px, col_px, cell_px = figure_pixels(row_images, col_images, cells)
+    path = _common.save_png(figure_layout(row_px, col_px, cell_px), outdir / "stylemix.png")
     print(
         f"wrote {path}: {len(rows)} rows x {len(cols)} columns, styles {styles[0]}-{styles[-1]}"
         if styles == list(range(styles[0], styles[-1] + 1))

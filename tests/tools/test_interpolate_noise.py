@@ -47,6 +47,16 @@ def test_w_midpoint_is_the_lerp_of_ws(G):
     torch.testing.assert_close(frames[1:2], expected, rtol=1e-4, atol=1e-4)
 
 
+def test_strip_wraps_frames_into_rows():
+    from stylegan_fast.tools.interpolate import strip
+
+    frames = np.random.default_rng(0).integers(0, 256, (5, 4, 3, 1), dtype=np.uint8)
+    assert np.array_equal(strip(frames), np.concatenate(list(frames), axis=1))
+    wrapped = strip(frames, frames_per_row=2)
+    assert wrapped.shape == (3 * 4, 2 * 3, 1)
+    assert np.array_equal(wrapped[8:, :3], frames[4]) and np.all(wrapped[8:, 3:] == 255)
+
+
 def test_interpolate_command_writes_strip_and_gif(network, tmp_path):
     out = tmp_path / "i"
     argv = [

@@ -103,6 +103,20 @@ def test_mix_figure_layout(network, tmp_path):
     assert len(list(out.glob("*.png"))) == 1 + 2 + 3 + 6
 
 
+def test_banded_figure_stacks_one_block_of_rows_per_band(G):
+    from stylegan_fast.tools import _common
+    from stylegan_fast.tools.mix import stylemix_figure
+
+    figure = stylemix_figure(G, [0, 1], [2, 3, 4], truncation_psi=0.7)
+    assert figure.shape == ((1 + 3 * 2) * 32, (1 + 3) * 32, 3) and figure.dtype == np.uint8
+    cell = lambda r, c: figure[r * 32 : (r + 1) * 32, c * 32 : (c + 1) * 32]  # noqa: E731
+    for k, band in enumerate(("coarse", "middle", "fine")):
+        _, col_images, cells = style_mixing(G, [0, 1], [2, 3, 4], style_bands(8)[band], 0.7)
+        assert np.array_equal(cell(0, 1), _common.to_pixels(col_images)[0])
+        assert np.array_equal(cell(1 + 2 * k + 1, 3), _common.to_pixels(cells[1, 2:3])[0])
+    assert np.array_equal(cell(1, 0), cell(3, 0))  # every block repeats the row images
+
+
 def load(path):
     from stylegan_fast.train.checkpoint import load_generator
 
