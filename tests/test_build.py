@@ -39,6 +39,17 @@ def copy_package(dest: Path, with_extension: bool, sources=None) -> Path:
     return dest
 
 
+# An editable install (pip install -e, as the README's test command does) adds a finder that
+# maps stylegan_fast._C to the checkout's built library whatever stylegan_fast.__path__ says;
+# the copies must import only what they hold.
+DROP_EDITABLE_FINDERS = (
+    "import sys\n"
+    "sys.meta_path[:] = [\n"
+    "    f for f in sys.meta_path if '__editable__' not in getattr(f, '__module__', '')\n"
+    "]\n"
+)
+
+
 def run_python(code: str, cwd: Path, **env) -> str:
     """Runs ``code`` in a fresh interpreter in ``cwd`` (so ``import stylegan_fast`` finds the
     copy there); returns stdout, failing with stderr when the process fails."""
@@ -46,7 +57,7 @@ def run_python(code: str, cwd: Path, **env) -> str:
     full_env.pop("PYTHONPATH", None)
     full_env.update(env)
     header = (
-        "import stylegan_fast, pathlib\n"
+        DROP_EDITABLE_FINDERS + "import stylegan_fast, pathlib\n"
         f"assert pathlib.Path(stylegan_fast.__file__).is_relative_to({str(cwd)!r}), "
         "stylegan_fast.__file__\n"
         "from stylegan_fast import _library\n"
@@ -146,7 +157,11 @@ def test_jit_build_compiles_the_shipped_sources(tmp_path):
     build_dir = Path(out.split("dir ", 1)[1].splitlines()[0])
     assert build_dir.parent == extensions and any(build_dir.glob("*.so"))
     proc = subprocess.run(
-        [sys.executable, "-c", "import stylegan_fast; print(stylegan_fast.EXTENSION.loaded)"],
+        [
+            sys.executable,
+            "-c",
+            DROP_EDITABLE_FINDERS + "import stylegan_fast; print(stylegan_fast.EXTENSION.loaded)",
+        ],
         cwd=tmp_path,
         env={**os.environ, **env},
         capture_output=True,
