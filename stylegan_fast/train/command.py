@@ -32,7 +32,7 @@ MAIN_JOB = dict(
 )
 SAMPLE_SEEDS = 32  # the final grid: 8 x 4 images from seeds 0..31
 # The bundled faces are greyscale: a 3-channel model on them meets a discriminator that tells
-# fakes by colour alone (measured: fake logits -8..-10 within 1 kimg, G never recovered).
+# fakes by colour alone (measured: fake logits at -8..-10 from the first kimg of the runs tried).
 BUNDLED_CHANNELS = 1
 
 
