@@ -17,7 +17,9 @@
 // - rows (inner > 1, e.g. NCHW with dim = 1): each row of `inner` elements has one channel; a
 //   group of lanes walks a row (or a chunk of a long row) and, in the backward, sums its dx.
 // - columns (inner == 1, e.g. channels_last or [N, C] with dim = 1): lanes across channels,
-//   16-byte vectors of channels when C allows, rows strided over the rest of the block.
+//   16-byte vectors of channels when C allows, rows strided over the rest of the block, each
+//   thread loading several rows before it uses them (>= 32 KB in flight per SM; the sizing is
+//   columns_plan.h's, checked on CPU by tests/ops/test_cuda_plans.py).
 // db is a two-stage reduction: per-(row, chunk) or per-(chunk, channel) partial sums in
 // acc_t, then one fixed-order sum per channel (sum_partials); no atomics, bitwise
 // reproducible. The partials add (rows x chunks) * 4 bytes, under 1% of the tensor for the
@@ -31,6 +33,7 @@
 
 #include <cmath>
 
+#include "columns_plan.h"
 #include "cuda_utils.cuh"
 
 namespace stylegan_fast {
@@ -245,18 +248,23 @@ __global__ void rows_kernel(Operands io, int64_t rows, int64_t inner, int64_t ch
 
 // Columns: a [rows, channels] matrix, channels contiguous. The block is col_lanes x row_lanes
 // threads (threadIdx.x = row_lane * col_lanes + col_lane) over a tile of col_lanes * V channels
-// (blockIdx.x) and the rows of chunk blockIdx.y ([k * chunk_rows, (k + 1) * chunk_rows)), row
-// lanes striding over the chunk's rows. With kSum, partials[k * channels + c] = the chunk's sum
-// of channel c.
-template <bool kBackward, bool kSum, int V, typename scalar_t, typename Op>
-__global__ void columns_kernel(Operands io, int64_t rows, int64_t channels, int64_t chunk_rows,
-                               int col_lanes, at::opmath_type<scalar_t>* partials, Op op) {
+// (blockIdx.x) and the rows of chunk blockIdx.y ([k * chunk_rows, (k + 1) * chunk_rows)); a
+// thread takes V adjacent channels of a row (one 16-byte access when kAligned, i.e. C % V == 0;
+// else V scalar accesses off one address, the ones past C masked). Each step a thread loads R
+// rows (row_lanes apart; plans::rows_in_step) before it computes any: R x 16 bytes per tensor
+// in flight per thread, >= 32 KB per SM (columns_plan.h). With kSum, partials[k * channels + c]
+// = the chunk's sum of channel c, each thread adding its rows in increasing order.
+template <bool kBackward, bool kSum, int V, bool kAligned, typename scalar_t, typename Op>
+__global__ void __launch_bounds__(plans::kColumnsThreads, plans::kColumnsBlocksPerSm)
+    columns_kernel(Operands io, int64_t rows, int64_t channels, int64_t chunk_rows,
+                   int col_lanes, at::opmath_type<scalar_t>* partials, Op op) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr int R = plans::bias_act_rows_per_thread(V, sizeof(scalar_t), kBackward);
   acc_t* buf = dynamic_shared<acc_t>();  // V * blockDim.x values
   const int col_lane = threadIdx.x % col_lanes, row_lane = threadIdx.x / col_lanes;
   const int row_lanes = blockDim.x / col_lanes;
   const int64_t c0 = (int64_t(blockIdx.x) * col_lanes + col_lane) * V;
-  const bool active = c0 < channels;
+  const int valid = channels_from<V, kAligned>(c0, channels);  // this thread's channels
   const scalar_t* x = static_cast<const scalar_t*>(io.x);
   const scalar_t* dy = static_cast<const scalar_t*>(io.dy);
   const scalar_t* b = static_cast<const scalar_t*>(io.b);
@@ -264,30 +272,47 @@ __global__ void columns_kernel(Operands io, int64_t rows, int64_t channels, int6
   acc_t bias[V], sum[V];
 #pragma unroll
   for (int j = 0; j < V; ++j) {
-    bias[j] = active ? acc_t(b[c0 + j]) : acc_t(0);
+    bias[j] = j < valid ? acc_t(b[c0 + j]) : acc_t(0);
     sum[j] = 0;
   }
-  if (active) {
-    const int64_t r_end = std::min(rows, (int64_t(blockIdx.y) + 1) * chunk_rows);
-    for (int64_t r = int64_t(blockIdx.y) * chunk_rows + row_lane; r < r_end; r += row_lanes) {
-      const int64_t i = r * channels + c0;
-      Vec<scalar_t, V> xv = load_vec<V>(x + i), dyv, ov;
-      if constexpr (kBackward) dyv = load_vec<V>(dy + i);
+  if (valid > 0) {
+    const int64_t r_begin = int64_t(blockIdx.y) * chunk_rows;
+    const int64_t r_end = std::min(rows, r_begin + chunk_rows);
+    for (int64_t first = r_begin + row_lane; first < r_end; first += int64_t(row_lanes) * R) {
+      const int count = plans::rows_in_step(first, r_end, row_lanes, R);
+      Vec<scalar_t, V> xv[R], dyv[R];
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const acc_t v =
-            element<kBackward>(op, xv.v[j], kBackward ? dyv.v[j] : scalar_t(0), bias[j]);
-        ov.v[j] = static_cast<scalar_t>(v);
-        if constexpr (kSum) sum[j] += v;
+      for (int u = 0; u < R; ++u) {
+        if (u < count) {
+          const int64_t offset = (first + int64_t(u) * row_lanes) * channels + c0;
+          xv[u] = load_channels<V, kAligned>(x + offset, valid);
+          if constexpr (kBackward) dyv[u] = load_channels<V, kAligned>(dy + offset, valid);
+        }
       }
-      store_vec<V>(out + i, ov);
+#pragma unroll
+      for (int u = 0; u < R; ++u) {
+        if (u < count) {
+          Vec<scalar_t, V> ov;
+#pragma unroll
+          for (int j = 0; j < V; ++j) {
+            const acc_t v = element<kBackward>(op, xv[u].v[j],
+                                               kBackward ? dyv[u].v[j] : scalar_t(0), bias[j]);
+            ov.v[j] = static_cast<scalar_t>(v);
+            if constexpr (kSum) sum[j] += j < valid ? v : acc_t(0);
+          }
+          const int64_t offset = (first + int64_t(u) * row_lanes) * channels + c0;
+          store_channels<V, kAligned>(out + offset, ov, valid);
+        }
+      }
     }
   }
   if constexpr (kSum) {
     strided_group_sum<V>(sum, col_lane, row_lane, row_lanes, col_lanes, buf);
-    if (active && row_lane == 0) {
+    if (row_lane == 0) {
 #pragma unroll
-      for (int j = 0; j < V; ++j) partials[int64_t(blockIdx.y) * channels + c0 + j] = sum[j];
+      for (int j = 0; j < V; ++j) {
+        if (j < valid) partials[int64_t(blockIdx.y) * channels + c0 + j] = sum[j];
+      }
     }
   }
 }
@@ -349,9 +374,15 @@ void launch(const Operands& io, const Geometry& g, const Op& op, bool has_bias, 
                     static_cast<unsigned>(chunks));
     at::Tensor partials = sum ? at::empty({rows * chunks}, acc_options) : at::Tensor();
     acc_t* p = sum ? partials.mutable_data_ptr<acc_t>() : nullptr;
-    if (sum) {
-      rows_kernel<kBackward, true, scalar_t>
-          <<<grid, kThreads, 0, stream>>>(io, rows, g.inner, C, chunk, lanes, p, op);
+    // Only the backward sums (db): no forward kernel with sums is compiled.
+    if constexpr (kBackward) {
+      if (sum) {
+        rows_kernel<kBackward, true, scalar_t>
+            <<<grid, kThreads, 0, stream>>>(io, rows, g.inner, C, chunk, lanes, p, op);
+      } else {
+        rows_kernel<kBackward, false, scalar_t>
+            <<<grid, kThreads, 0, stream>>>(io, rows, g.inner, C, chunk, lanes, p, op);
+      }
     } else {
       rows_kernel<kBackward, false, scalar_t>
           <<<grid, kThreads, 0, stream>>>(io, rows, g.inner, C, chunk, lanes, p, op);
@@ -364,40 +395,36 @@ void launch(const Operands& io, const Geometry& g, const Op& op, bool has_bias, 
     }
     return;
   }
-  // Columns: [rows, C]; 16-byte vectors of channels when C is a multiple of V.
+  // Columns: [rows, C], V channels a thread: 16-byte vectors when C is a multiple of V.
   const int64_t rows = g.numel / C;
-  auto columns = [&](auto vec) {
-    constexpr int W = decltype(vec)::value;
-    const int col_lanes =
-        static_cast<int>(std::min<int64_t>(32, next_pow2(ceil_div(C, W))));
-    const int row_lanes = kThreads / col_lanes;
-    const int64_t col_tiles = ceil_div(C, int64_t(col_lanes) * W);
-    // Enough chunks of rows to fill the GPU ~4 blocks per SM deep.
-    const int64_t wanted = ceil_div(int64_t(sm_count()) * 4, col_tiles);
-    const int64_t chunks_max = std::min<int64_t>(ceil_div(rows, row_lanes), 65535);
-    const int64_t chunk_rows = ceil_div(rows, std::clamp<int64_t>(wanted, 1, chunks_max));
-    const int64_t chunks = ceil_div(rows, chunk_rows);
-    const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(chunks));
-    at::Tensor partials = sum ? at::empty({chunks * C}, acc_options) : at::Tensor();
-    acc_t* p = sum ? partials.mutable_data_ptr<acc_t>() : nullptr;
-    const size_t smem = sum ? sizeof(acc_t) * W * kThreads : 0;
-    if (sum) {
-      columns_kernel<kBackward, true, W, scalar_t>
-          <<<grid, kThreads, smem, stream>>>(io, rows, C, chunk_rows, col_lanes, p, op);
+  const plans::ColumnsPlan m = plans::plan_columns(
+      rows, C, V, plans::bias_act_rows_per_thread(V, sizeof(scalar_t), kBackward), sm_count());
+  const dim3 grid(static_cast<unsigned>(m.col_tiles), static_cast<unsigned>(m.chunks));
+  at::Tensor partials = sum ? at::empty({m.chunks * C}, acc_options) : at::Tensor();
+  acc_t* p = sum ? partials.mutable_data_ptr<acc_t>() : nullptr;
+  const size_t smem = sum ? sizeof(acc_t) * V * plans::kColumnsThreads : 0;
+  auto run = [&](auto aligned, auto with_sum) {
+    columns_kernel<kBackward, decltype(with_sum)::value, V, decltype(aligned)::value, scalar_t>
+        <<<grid, plans::kColumnsThreads, smem, stream>>>(io, rows, C, m.chunk_rows, m.col_lanes,
+                                                          p, op);
+  };
+  // Only the backward sums (db): no forward kernel with sums is compiled.
+  auto with_alignment = [&](auto with_sum) {
+    if (C % V == 0) {
+      run(std::true_type{}, with_sum);
     } else {
-      columns_kernel<kBackward, false, W, scalar_t>
-          <<<grid, kThreads, smem, stream>>>(io, rows, C, chunk_rows, col_lanes, p, op);
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    if (sum) {
-      sum_partials(p, db->mutable_data_ptr<scalar_t>(), chunks, int64_t(1), C, int64_t(1),
-                   int64_t(0), C);
+      run(std::false_type{}, with_sum);
     }
   };
-  if (C % V == 0) {
-    columns(std::integral_constant<int, V>{});
+  if (kBackward && sum) {
+    with_alignment(std::bool_constant<kBackward>{});
   } else {
-    columns(std::integral_constant<int, 1>{});
+    with_alignment(std::false_type{});
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  if (sum) {
+    sum_partials(p, db->mutable_data_ptr<scalar_t>(), m.chunks, int64_t(1), C, int64_t(1),
+                 int64_t(0), C);
   }
 }
 

@@ -45,6 +45,45 @@ __device__ __forceinline__ void store_vec(T* p, const Vec<T, N>& v) {
   *reinterpret_cast<Vec<T, N>*>(p) = v;
 }
 
+// How many of the V channels [c0, c0 + V) are below C: V or 0 when C % V == 0 (kAligned),
+// else anything from 0 to V.
+template <int V, bool kAligned>
+__device__ __forceinline__ int channels_from(int64_t c0, int64_t C) {
+  if (c0 >= C) return 0;
+  if constexpr (kAligned) {
+    return V;
+  } else {
+    return C - c0 < V ? static_cast<int>(C - c0) : V;
+  }
+}
+
+// V adjacent values at p, of which the first `valid` exist: one 16-byte access when kAligned
+// (p 16-byte aligned, valid == V), else V scalar accesses off one address (immediate offsets:
+// no address register per value), 0 past `valid`.
+template <int V, bool kAligned, typename T>
+__device__ __forceinline__ Vec<T, V> load_channels(const T* p, int valid) {
+  if constexpr (kAligned) {
+    return load_vec<V>(p);
+  } else {
+    Vec<T, V> v;
+#pragma unroll
+    for (int j = 0; j < V; ++j) v.v[j] = j < valid ? p[j] : T(0);
+    return v;
+  }
+}
+
+template <int V, bool kAligned, typename T>
+__device__ __forceinline__ void store_channels(T* p, const Vec<T, V>& v, int valid) {
+  if constexpr (kAligned) {
+    store_vec<V>(p, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      if (j < valid) p[j] = v.v[j];
+    }
+  }
+}
+
 // ceil(a / b) for a >= 0, b > 0, on host and device (common.h's ceil_div is host-only).
 __host__ __device__ __forceinline__ int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

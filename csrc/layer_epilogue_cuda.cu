@@ -13,42 +13,64 @@
 // Bytes, s = sizeof(scalar): the forward's floor is reading x and writing y, 2 s per element
 // (noise is 1/C of that); the backward's is reading dy and x and writing dx, 3 s.
 //
+// The plan (plane_stats.h, checked on CPU by tests/ops/test_cuda_plans.py) cuts a plane into
+// chunks and a chunk into tiles of kE values per thread: 64 bytes of acc_t, 16 floats (fp16,
+// bf16, fp32) or 8 doubles.
 // One pass (the floor): a group of threads owns a whole plane (n, c) and keeps its values in
-// registers, kE = 16 per thread, so the statistics and the output need no second read:
+// registers, so the statistics and the output need no second read:
 // - NCHW: `lanes` threads per plane, contiguous in the block (several planes per block when
 //   planes are small; 16-byte accesses when H*W allows); group sums are warp shuffles (plus
 //   one shared-memory step for planes wider than a warp). Planes up to 1024 * 16 = 16K
 //   elements (128 x 128) forward, 512 * 16 = 8K backward (it holds dy and v: twice the
-//   registers).
+//   registers); half that in double.
 // - channels_last: a block takes 32 adjacent channels of one sample (lanes across channels:
 //   64-128 contiguous bytes per pixel) or, when that leaves too few pixel lanes, 32 bytes of
 //   channels (one memory sector); pixels spread over the remaining threads. Planes up to
-//   16 * (1024 / channels per block) pixels.
-// Larger planes take two passes with deterministic partials: each block reduces a chunk of a
-// plane (4096 elements, or 128 pixels x 32 channels) to (mean, M2) or (sum dy, sum dy u_hat),
-// and a second kernel merges the chunks of its plane in chunk order (Chan's update), then
-// re-reads its chunk to write the output: 1.5x the forward floor (x read twice), 1.67x the
-// backward's. There are no float atomics anywhere: every sum has a fixed order.
+//   kE * (max threads / channels per block) pixels, max threads 1024 (512 backward, and
+//   forward for fp32 / fp64: plane_stats.h's max_one_pass_threads).
+// Larger planes take three kernels, with no float atomics (every sum has a fixed order):
+// 1. partials: a block of 256 threads reduces a chunk of a plane (NCHW: up to 4 tiles of 4096
+//    elements; channels_last: 32 channels x >= 1024 pixels, 8+ tiles of 128), walking it tile
+//    by tile, to (mean, M2) (forward) or (sum dy, sum dy u_hat) (backward);
+// 2. finalize: one thread per plane merges its <= 256 chunk partials once, in chunk order,
+//    into mean and rstd (forward) or dscale, dstyle_bias and the two sums dx needs (backward);
+// 3. apply: re-reads its chunk and writes y (dx), reading the finalized values: no thread
+//    merges partials, so the cost no longer grows with the chunk count (it was every thread
+//    merging every partial of its plane: 256 per thread at 1024^2 NCHW, 8192 channels_last).
+// Traffic: 1.5x the forward floor (x read twice), 1.67x the backward's.
 //
-// Statistics use the corrected two-pass algorithm on values already in registers: a chunk's
-// mean m0, then sum(u - m0) and sum((u - m0)^2), so |mean| >> std does not cancel the variance.
-// The per-channel sums over the batch (dbias, dnoise_strength) and dnoise's sum over channels
-// go through partial buffers reduced in a fixed order, like the CPU kernels.
+// Statistics use the corrected two-pass algorithm on values already in registers (a tile's
+// mean m0, then sum(u - m0) and sum((u - m0)^2)), so |mean| >> std does not cancel the
+// variance; tiles, threads and chunks merge by Chan's formulas (plane_stats.h), on u less the
+// plane's first value (see first_activation). The per-channel sums over the batch (dbias,
+// dnoise_strength) and dnoise's sum over channels go through partial buffers reduced in a
+// fixed order, like the CPU kernels.
 #include <torch/library.h>
 
 #include <algorithm>
 
 #include "cuda_utils.cuh"
+#include "plane_stats.h"
 
 namespace stylegan_fast {
 namespace {
 
 using namespace stylegan_fast::cuda;
+using plans::kChunkThreads;
 
-constexpr int kE = 16;  // values per thread (elements NCHW, pixels NHWC)
-constexpr int kMaxForwardThreads = 1024;
-constexpr int kMaxBackwardThreads = 512;
-constexpr int kChunkThreads = 256;  // threads per block in the two-pass (chunked) kernels
+// The chunked kernels' __launch_bounds__: 2 blocks of 256 threads per SM, <= 128 registers a
+// thread. ptxas (sm_90) gives them 72-128 with no spill; at 4 blocks (<= 64) the backward ones
+// spilled 16-400 bytes (v, dy and noise: 48 values live while a tile loads).
+constexpr int kChunkMinBlocks = 2;
+
+// Values a thread holds per tile: 64 bytes of acc_t (16 floats, 8 doubles), so double kernels
+// need no more registers than float ones.
+template <typename scalar_t>
+constexpr int kValues = plans::values_per_thread(sizeof(at::opmath_type<scalar_t>));
+
+// A thread's values of one tile, in acc_t.
+template <typename scalar_t>
+using Values = at::opmath_type<scalar_t>[kValues<scalar_t>];
 
 struct Params {
   const void* x;
@@ -63,34 +85,36 @@ struct Params {
   void* rstd;
   void* dscale;       // backward, [N, C] scalar_t or nullptr
   void* dstyle_bias;  // backward, [N, C] scalar_t or nullptr
-  void* partials;     // [planes, chunks, 2] acc_t (statistics of a chunk)
+  void* partials;     // chunked: [chunks, N * C, 2] acc_t (plans::partial_offset)
+  void* coeff;        // chunked backward: [N * C, 2] acc_t: the plane's sum dy, sum dy u_hat
   void* sums;         // backward: [planes, chunks, 2] acc_t: sum dt, sum dt * noise (or nullptr)
   void* dt;           // backward: acc_t buffer of dt for dnoise (or nullptr)
   int64_t N, C, HW;
   bool noise_per_sample;
   double alpha_gain, gain, eps;
-  // Mapping
+  // Mapping (plans::PlaneStatsPlan)
   int lanes;   // threads per plane (NCHW) or pixel lanes (NHWC), a power of two
   int group;   // NCHW: planes per block; NHWC: channels per block
+  int64_t tile;           // values per tile: lanes * kE (kValues)
   int64_t chunk, chunks;  // elements (NCHW) or pixels (NHWC) per chunk, chunks per plane
 };
 
-// Which plane and chunk a thread serves, and which of its kE value slots hold elements.
-// Slot e is element begin + ((e / V) * lanes + lane) * V + e % V of the plane (NCHW: lanes take
-// consecutive 16-byte vectors) or pixel begin + e * lanes + lane (NHWC); slots fill in order,
-// so the ones holding an element are exactly e < count.
+// Which plane and chunk a thread serves; set_tile then points it at one tile of the chunk.
+// Slot e of a tile is value slot_index(tile.begin, lane, lanes, V, e) of the plane (NCHW:
+// lanes take consecutive 16-byte vectors; NHWC: V = 1, consecutive pixels); the slots holding
+// a value are exactly e < count.
 template <bool kChannelsLast>
 struct Place {
-  int64_t n, c;        // the plane
-  bool valid;          // the plane exists
-  int lane;            // position in the plane's group
-  int group_index;     // NCHW: plane within the block; NHWC: channel within the block
-  int64_t k;           // chunk
-  int64_t begin, end;  // the chunk's elements (NCHW) / pixels (NHWC)
-  int count;           // slots holding an element
+  int64_t n, c;     // the plane
+  bool valid;       // the plane exists
+  int lane;         // position in the plane's group
+  int group_index;  // NCHW: plane within the block; NHWC: channel within the block
+  int64_t k;        // chunk
+  plans::Span chunk, tile;
+  int count;  // slots of the tile holding a value
 };
 
-template <bool kChannelsLast, int V>
+template <bool kChannelsLast>
 __device__ __forceinline__ Place<kChannelsLast> place(const Params& p) {
   Place<kChannelsLast> pl;
   if constexpr (kChannelsLast) {
@@ -109,23 +133,21 @@ __device__ __forceinline__ Place<kChannelsLast> place(const Params& p) {
     pl.valid = plane < p.N * p.C;
   }
   pl.k = blockIdx.y;
-  pl.begin = pl.k * p.chunk;
-  pl.end = std::min(p.HW, pl.begin + p.chunk);
-  // V divides the plane and the chunk (NCHW), so a vector is wholly inside or outside.
-  const int64_t first = pl.begin + int64_t(pl.lane) * V, step = int64_t(p.lanes) * V;
-  const int64_t vectors = first < pl.end ? div_up(pl.end - first, step) : 0;
-  pl.count = pl.valid ? static_cast<int>(std::min<int64_t>(vectors, kE / V)) * V : 0;
+  pl.chunk = plans::chunk_span(p.HW, p.chunk, pl.k);
+  pl.tile = pl.chunk;
+  pl.count = 0;
   return pl;
 }
 
-// The plane-relative index (NCHW: element, NHWC: pixel) of slot e.
-template <bool kChannelsLast, int V>
-__device__ __forceinline__ int64_t slot_pixel(const Params& p, const Place<kChannelsLast>& pl,
-                                              int e) {
-  return pl.begin + (int64_t(e / V) * p.lanes + pl.lane) * V + e % V;
+// V divides the plane, the chunks and the tiles (NCHW), so a vector is wholly inside or outside.
+template <typename scalar_t, bool kChannelsLast, int V>
+__device__ __forceinline__ void set_tile(const Params& p, Place<kChannelsLast>& pl, int64_t t) {
+  constexpr int kE = kValues<scalar_t>;
+  pl.tile = plans::tile_span(pl.chunk, p.tile, t);
+  pl.count = pl.valid ? plans::slot_count(pl.tile, pl.lane, p.lanes, V, kE) : 0;
 }
 
-// The offset in x (dy, y, dx) of pixel i of the thread's plane.
+// The offset in x (dy, y, dx) of pixel (NHWC) / element (NCHW) i of the thread's plane.
 template <bool kChannelsLast>
 __device__ __forceinline__ int64_t offset_of(const Params& p, const Place<kChannelsLast>& pl,
                                              int64_t i) {
@@ -136,45 +158,72 @@ __device__ __forceinline__ int64_t offset_of(const Params& p, const Place<kChann
   }
 }
 
-// This thread's values of `src` (x or dy, or noise when kNoise: [N or 1, HW]) as acc_t; 0 in
-// slots without an element. NCHW loads whole 16-byte vectors.
+// A thread's accesses in a tile (16-byte vectors NCHW, one value NHWC): access s is at
+// first + s * step of its tensor. first is slot 0's offset (plans::slot_index with e = 0) and
+// step that of lanes accesses (slot_index(e + W) - slot_index(e) = lanes * W, which
+// tests/ops/test_cuda_plans.py checks), so the slots share one 64-bit index computation.
+struct Accesses {
+  int64_t first, step;
+};
+
+template <bool kChannelsLast, int W>
+__device__ __forceinline__ Accesses accesses_of(const Params& p, const Place<kChannelsLast>& pl,
+                                                bool noise) {
+  const int64_t i = plans::slot_index(pl.tile.begin, pl.lane, p.lanes, W, 0);
+  if (noise) {
+    const int64_t base = p.noise_per_sample ? pl.n * p.HW : 0;  // noise is [N or 1, HW]
+    return {base + i, int64_t(p.lanes) * W};
+  }
+  return {offset_of(p, pl, i), kChannelsLast ? int64_t(p.lanes) * p.C : int64_t(p.lanes) * W};
+}
+
+// The offset of slot e.
+template <int W>
+__device__ __forceinline__ int64_t slot_offset(const Accesses& a, int e) {
+  return a.first + (e / W) * a.step + e % W;
+}
+
+// This thread's values of `src` (x or dy, or noise when kNoise: [N or 1, HW]) in the current
+// tile as acc_t; 0 in slots without a value. NCHW loads whole 16-byte vectors.
 template <typename scalar_t, bool kChannelsLast, int V, bool kNoise = false>
 __device__ __forceinline__ void load_values(const Params& p, const Place<kChannelsLast>& pl,
                                             const scalar_t* src,
-                                            at::opmath_type<scalar_t> (&out)[kE]) {
+                                            Values<scalar_t>& out) {
+  constexpr int kE = kValues<scalar_t>;
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t noise_base = p.noise_per_sample ? pl.n * p.HW : 0;
   constexpr int W = kChannelsLast ? 1 : V;  // elements per access
+  const Accesses a = accesses_of<kChannelsLast, W>(p, pl, kNoise);
 #pragma unroll
   for (int s = 0; s < kE / W; ++s) {
     Vec<scalar_t, W> v;
     const bool ok = s * W < pl.count;
-    if (ok) {
-      const int64_t i = slot_pixel<kChannelsLast, W>(p, pl, s * W);
-      v = load_vec<W>(src + (kNoise ? noise_base + i : offset_of(p, pl, i)));
-    }
+    if (ok) v = load_vec<W>(src + a.first + s * a.step);
 #pragma unroll
     for (int j = 0; j < W; ++j) out[s * W + j] = ok ? acc_t(v.v[j]) : acc_t(0);
   }
 }
 
-// Stores this thread's values (where it has elements) into dst (y or dx), rounded once.
+// Stores this thread's values of the current tile (where it has values) into dst (y or dx),
+// rounded once.
 template <typename scalar_t, bool kChannelsLast, int V>
 __device__ __forceinline__ void store_values(const Params& p, const Place<kChannelsLast>& pl,
                                              scalar_t* dst,
-                                             const at::opmath_type<scalar_t> (&values)[kE]) {
+                                             const Values<scalar_t>& values) {
+  constexpr int kE = kValues<scalar_t>;
   constexpr int W = kChannelsLast ? 1 : V;
+  const Accesses a = accesses_of<kChannelsLast, W>(p, pl, false);
 #pragma unroll
   for (int s = 0; s < kE / W; ++s) {
     if (s * W >= pl.count) continue;
     Vec<scalar_t, W> v;
 #pragma unroll
     for (int j = 0; j < W; ++j) v.v[j] = static_cast<scalar_t>(values[s * W + j]);
-    store_vec<W>(dst + offset_of(p, pl, slot_pixel<kChannelsLast, W>(p, pl, s * W)), v);
+    store_vec<W>(dst + a.first + s * a.step, v);
   }
 }
 
-// Group sums of NV values over the threads of one plane (and chunk).
+// Group sums of NV values over the threads of one plane (and chunk). Every thread of the
+// block calls it (it has barriers).
 template <bool kChannelsLast, int NV, typename T>
 __device__ __forceinline__ void plane_sum(const Params& p, const Place<kChannelsLast>& pl,
                                           T (&v)[NV], T* buf) {
@@ -194,7 +243,8 @@ __device__ __forceinline__ acc_t slope(const Params& p, acc_t v) {
 template <typename scalar_t, bool kChannelsLast, int V>
 __device__ __forceinline__ void load_pre_activation(const Params& p,
                                                     const Place<kChannelsLast>& pl,
-                                                    at::opmath_type<scalar_t> (&v)[kE]) {
+                                                    Values<scalar_t>& v) {
+  constexpr int kE = kValues<scalar_t>;
   using acc_t = at::opmath_type<scalar_t>;
   load_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<const scalar_t*>(p.x), v);
   const int64_t c = pl.valid ? pl.c : 0;
@@ -213,20 +263,69 @@ __device__ __forceinline__ void load_pre_activation(const Params& p,
   }
 }
 
+template <typename acc_t>
+__device__ __forceinline__ acc_t inverse_std(acc_t m2, acc_t count, double eps) {
+  acc_t var = m2 / count;
+  if (var < acc_t(0)) var = acc_t(0);  // NaN stays NaN
+  return acc_t(1) / dev_sqrt(var + acc_t(eps));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-// The statistics of one chunk from this thread's u values: mean and M2 = sum (u - mean)^2,
-// by the corrected two-pass algorithm, reduced over the plane's group.
-template <bool kChannelsLast, typename acc_t>
-__device__ __forceinline__ void chunk_statistics(const Params& p, const Place<kChannelsLast>& pl,
-                                                 const acc_t (&u)[kE], acc_t* buf, acc_t& mean,
-                                                 acc_t& m2) {
+// u = lrelu(v) * gain for this thread's slots (0 where it has no value).
+template <typename scalar_t, bool kChannelsLast, int V>
+__device__ __forceinline__ void load_activation(const Params& p, const Place<kChannelsLast>& pl,
+                                                Values<scalar_t>& u) {
+  constexpr int kE = kValues<scalar_t>;
+  using acc_t = at::opmath_type<scalar_t>;
+  load_pre_activation<scalar_t, kChannelsLast, V>(p, pl, u);
+#pragma unroll
+  for (int e = 0; e < kE; ++e) u[e] = e < pl.count ? u[e] * slope(p, u[e]) : acc_t(0);
+}
+
+// y = (u - mean) * a + b with a = rstd * scale and b = style_bias of the thread's plane.
+template <typename scalar_t, bool kChannelsLast, int V>
+__device__ __forceinline__ void write_output(const Params& p, const Place<kChannelsLast>& pl,
+                                             Values<scalar_t>& u,
+                                             at::opmath_type<scalar_t> mean,
+                                             at::opmath_type<scalar_t> a,
+                                             at::opmath_type<scalar_t> b) {
+  constexpr int kE = kValues<scalar_t>;
+#pragma unroll
+  for (int e = 0; e < kE; ++e) u[e] = (u[e] - mean) * a + b;
+  store_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<scalar_t*>(p.out), u);
+}
+
+template <typename scalar_t>
+__device__ __forceinline__ void style_of(const Params& p, int64_t plane,
+                                         at::opmath_type<scalar_t> rstd,
+                                         at::opmath_type<scalar_t>& a,
+                                         at::opmath_type<scalar_t>& b) {
+  using acc_t = at::opmath_type<scalar_t>;
+  a = rstd * acc_t(static_cast<const scalar_t*>(p.scale)[plane]);
+  b = acc_t(static_cast<const scalar_t*>(p.style_bias)[plane]);
+}
+
+// One pass: u in registers, the plane's statistics by the corrected two-pass algorithm
+// reduced over the group, then y.
+template <typename scalar_t, bool kChannelsLast, int V>
+__global__ void __launch_bounds__(plans::max_one_pass_threads(false, kChannelsLast,
+                                                               sizeof(scalar_t)))
+    forward_kernel(Params p) {
+  constexpr int kE = kValues<scalar_t>;
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t* buf = dynamic_shared<acc_t>();
+  Place<kChannelsLast> pl = place<kChannelsLast>(p);
+  set_tile<scalar_t, kChannelsLast, V>(p, pl, 0);  // the tile is the plane
+  const int64_t plane = pl.n * p.C + pl.c;
+  acc_t u[kE];
+  load_activation<scalar_t, kChannelsLast, V>(p, pl, u);
   acc_t s[1] = {acc_t(0)};
 #pragma unroll
-  for (int e = 0; e < kE; ++e) s[0] += u[e];  // slots without an element hold 0
+  for (int e = 0; e < kE; ++e) s[0] += u[e];  // slots without a value hold 0
   plane_sum<kChannelsLast>(p, pl, s, buf);
-  const acc_t count = acc_t(pl.end - pl.begin);
+  const acc_t count = acc_t(p.HW);
   const acc_t m0 = s[0] / count;
   acc_t d[2] = {acc_t(0), acc_t(0)};
 #pragma unroll
@@ -236,106 +335,120 @@ __device__ __forceinline__ void chunk_statistics(const Params& p, const Place<kC
     d[1] += dev * dev;
   }
   plane_sum<kChannelsLast>(p, pl, d, buf);
-  mean = m0 + d[0] / count;
-  m2 = d[1] - d[0] * d[0] / count;
-}
-
-// u = lrelu(v) * gain for this thread's slots (0 where it has no element).
-template <typename scalar_t, bool kChannelsLast, int V>
-__device__ __forceinline__ void load_activation(const Params& p, const Place<kChannelsLast>& pl,
-                                                at::opmath_type<scalar_t> (&u)[kE]) {
-  using acc_t = at::opmath_type<scalar_t>;
-  load_pre_activation<scalar_t, kChannelsLast, V>(p, pl, u);
-#pragma unroll
-  for (int e = 0; e < kE; ++e) u[e] = e < pl.count ? u[e] * slope(p, u[e]) : acc_t(0);
-}
-
-template <typename scalar_t, bool kChannelsLast, int V>
-__device__ __forceinline__ void write_output(const Params& p, const Place<kChannelsLast>& pl,
-                                             at::opmath_type<scalar_t> (&u)[kE],
-                                             at::opmath_type<scalar_t> mean,
-                                             at::opmath_type<scalar_t> rstd) {
-  using acc_t = at::opmath_type<scalar_t>;
   if (!pl.valid) return;
-  const int64_t plane = pl.n * p.C + pl.c;
-  const acc_t a = rstd * acc_t(static_cast<const scalar_t*>(p.scale)[plane]);
-  const acc_t b = acc_t(static_cast<const scalar_t*>(p.style_bias)[plane]);
-#pragma unroll
-  for (int e = 0; e < kE; ++e) u[e] = (u[e] - mean) * a + b;
-  store_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<scalar_t*>(p.out), u);
-}
-
-template <typename acc_t>
-__device__ __forceinline__ acc_t inverse_std(acc_t m2, acc_t count, double eps) {
-  acc_t var = m2 / count;
-  if (var < acc_t(0)) var = acc_t(0);  // NaN stays NaN
-  return acc_t(1) / dev_sqrt(var + acc_t(eps));
-}
-
-// Pass 1 (or the only pass, when chunks == 1): u in registers, the chunk's statistics; one
-// chunk finishes the plane, several leave (mean, M2) in partials.
-template <typename scalar_t, bool kChannelsLast, int V>
-__global__ void __launch_bounds__(kMaxForwardThreads) forward_kernel(Params p) {
-  using acc_t = at::opmath_type<scalar_t>;
-  acc_t* buf = dynamic_shared<acc_t>();
-  const Place<kChannelsLast> pl = place<kChannelsLast, V>(p);
-  acc_t u[kE];
-  load_activation<scalar_t, kChannelsLast, V>(p, pl, u);
-  acc_t mean, m2;
-  chunk_statistics<kChannelsLast>(p, pl, u, buf, mean, m2);
-  if (!pl.valid) return;
-  const int64_t plane = pl.n * p.C + pl.c;
-  if (p.chunks == 1) {
-    const acc_t rstd = inverse_std(m2, acc_t(p.HW), p.eps);
-    if (pl.lane == 0) {
-      static_cast<acc_t*>(p.mean)[plane] = mean;
-      static_cast<acc_t*>(p.rstd)[plane] = rstd;
-    }
-    write_output<scalar_t, kChannelsLast, V>(p, pl, u, mean, rstd);
-  } else if (pl.lane == 0) {
-    acc_t* part = static_cast<acc_t*>(p.partials) + (plane * p.chunks + pl.k) * 2;
-    part[0] = mean;
-    part[1] = m2;
-  }
-}
-
-// Pass 2 of chunked planes: merge the plane's chunk statistics in chunk order (Chan et al.'s
-// pairwise update; every thread computes the same bits), then re-read the chunk and write y.
-template <typename scalar_t, bool kChannelsLast, int V>
-__global__ void __launch_bounds__(kChunkThreads) forward_apply_kernel(Params p) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const Place<kChannelsLast> pl = place<kChannelsLast, V>(p);
-  if (!pl.valid) return;  // no group sums below
-  const int64_t plane = pl.n * p.C + pl.c;
-  const acc_t* part = static_cast<const acc_t*>(p.partials) + plane * p.chunks * 2;
-  acc_t count = acc_t(std::min(p.chunk, p.HW)), mean = part[0], m2 = part[1];
-  for (int64_t k = 1; k < p.chunks; ++k) {
-    const acc_t nb = acc_t(std::min(p.chunk, p.HW - k * p.chunk));
-    const acc_t total = count + nb;
-    const acc_t delta = part[2 * k] - mean;
-    mean = mean + delta * (nb / total);
-    m2 = m2 + part[2 * k + 1] + delta * delta * (count * nb / total);
-    count = total;
-  }
-  const acc_t rstd = inverse_std(m2, acc_t(p.HW), p.eps);
-  if (pl.k == 0 && pl.lane == 0) {
+  const acc_t mean = m0 + d[0] / count;
+  const acc_t rstd = inverse_std(d[1] - d[0] * d[0] / count, count, p.eps);
+  if (pl.lane == 0) {
     static_cast<acc_t*>(p.mean)[plane] = mean;
     static_cast<acc_t*>(p.rstd)[plane] = rstd;
   }
-  acc_t u[kE];
-  load_activation<scalar_t, kChannelsLast, V>(p, pl, u);
-  write_output<scalar_t, kChannelsLast, V>(p, pl, u, mean, rstd);
+  acc_t a, b;
+  style_of<scalar_t>(p, plane, rstd, a, b);
+  write_output<scalar_t, kChannelsLast, V>(p, pl, u, mean, a, b);
+}
+
+// u of the plane's first value (x[n, c, 0]): the chunked statistics are those of u - shift.
+// Merged means of chunks and threads are rounded to acc_t, and the rounding of means as large
+// as |mean| reaches the variance when |mean| >> std: unshifted, the float merge was off by
+// ~1e-5 of M2 at |mean| = 1e4 std and by 1-5% at 3e6 std; shifted, the means are of the size
+// of std and the error stays ~1e-7 (tests/ops/test_cuda_plans.py).
+template <typename scalar_t, bool kChannelsLast>
+__device__ __forceinline__ at::opmath_type<scalar_t> first_activation(
+    const Params& p, const Place<kChannelsLast>& pl) {
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t v = acc_t(static_cast<const scalar_t*>(p.x)[offset_of(p, pl, 0)]);
+  if (p.noise != nullptr) {
+    const acc_t strength = acc_t(static_cast<const scalar_t*>(p.strength)[pl.c]);
+    const int64_t i = p.noise_per_sample ? pl.n * p.HW : 0;
+    v = v + strength * acc_t(static_cast<const scalar_t*>(p.noise)[i]);
+  }
+  if (p.bias != nullptr) v = v + acc_t(static_cast<const scalar_t*>(p.bias)[pl.c]);
+  return v * slope(p, v);
+}
+
+// Chunked 1/3: the (mean, M2) of each chunk, of u - shift. A thread merges the moments of its
+// values tile by tile (Chan), then the group merges its threads' (plans::mean_term,
+// spread_term: two group sums per chunk, not per tile). Chunk 0 leaves the shift in p.mean
+// for the finalize.
+template <typename scalar_t, bool kChannelsLast, int V>
+__global__ void __launch_bounds__(kChunkThreads, kChunkMinBlocks)
+    forward_partials_kernel(Params p) {
+  constexpr int kE = kValues<scalar_t>;
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t* buf = dynamic_shared<acc_t>();
+  Place<kChannelsLast> pl = place<kChannelsLast>(p);
+  const acc_t shift = pl.valid ? first_activation<scalar_t>(p, pl) : acc_t(0);
+  plans::Moments<acc_t> own{acc_t(0), acc_t(0), acc_t(0)};
+  const int64_t tiles = plans::tiles_in(pl.chunk, p.tile);
+  for (int64_t t = 0; t < tiles; ++t) {
+    set_tile<scalar_t, kChannelsLast, V>(p, pl, t);
+    if (pl.count == 0) continue;  // no barrier in this loop
+    acc_t u[kE];
+    load_activation<scalar_t, kChannelsLast, V>(p, pl, u);
+#pragma unroll
+    for (int e = 0; e < kE; ++e) u[e] -= shift;  // slots past count are not read
+    own = plans::chan_merge(own, plans::moments_of<kE>(u, pl.count));
+  }
+  acc_t s[1] = {plans::mean_term(own)};
+  plane_sum<kChannelsLast>(p, pl, s, buf);
+  const acc_t mean = s[0] / acc_t(pl.chunk.end - pl.chunk.begin);
+  acc_t d[1] = {plans::spread_term(own, mean)};
+  plane_sum<kChannelsLast>(p, pl, d, buf);
+  if (pl.valid && pl.lane == 0) {
+    const int64_t plane = pl.n * p.C + pl.c;
+    acc_t* part = static_cast<acc_t*>(p.partials) + plans::partial_offset(pl.k, plane, p.N * p.C);
+    part[0] = mean;
+    part[1] = d[0];
+    if (pl.k == 0) static_cast<acc_t*>(p.mean)[plane] = shift;
+  }
+}
+
+// Chunked 2/3: one thread per plane merges its chunks once, in chunk order, and adds the shift
+// back to the mean.
+template <typename acc_t>
+__global__ void __launch_bounds__(plans::kFinalizeThreads) forward_finalize_kernel(Params p) {
+  const int64_t planes = p.N * p.C;
+  const int64_t plane = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (plane >= planes) return;
+  acc_t mean, m2;
+  plans::merge_chunk_moments(static_cast<const acc_t*>(p.partials), plane, planes, p.HW, p.chunk,
+                             p.chunks, mean, m2);
+  acc_t* mean_out = static_cast<acc_t*>(p.mean);
+  mean_out[plane] = mean_out[plane] + mean;  // the shift from forward_partials_kernel
+  static_cast<acc_t*>(p.rstd)[plane] = inverse_std(m2, acc_t(p.HW), p.eps);
+}
+
+// Chunked 3/3: re-read the chunk tile by tile and write y with the plane's mean and rstd.
+template <typename scalar_t, bool kChannelsLast, int V>
+__global__ void __launch_bounds__(kChunkThreads, kChunkMinBlocks)
+    forward_apply_kernel(Params p) {
+  constexpr int kE = kValues<scalar_t>;
+  using acc_t = at::opmath_type<scalar_t>;
+  Place<kChannelsLast> pl = place<kChannelsLast>(p);
+  if (!pl.valid) return;  // no group sums below
+  const int64_t plane = pl.n * p.C + pl.c;
+  const acc_t mean = static_cast<const acc_t*>(p.mean)[plane];
+  acc_t a, b;
+  style_of<scalar_t>(p, plane, static_cast<const acc_t*>(p.rstd)[plane], a, b);
+  const int64_t tiles = plans::tiles_in(pl.chunk, p.tile);
+  for (int64_t t = 0; t < tiles; ++t) {
+    set_tile<scalar_t, kChannelsLast, V>(p, pl, t);
+    if (pl.count == 0) continue;
+    acc_t u[kE];
+    load_activation<scalar_t, kChannelsLast, V>(p, pl, u);
+    write_output<scalar_t, kChannelsLast, V>(p, pl, u, mean, a, b);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// sum dy and sum dy * u_hat over this thread's values.
+// Adds this thread's sum dy and sum dy * u_hat over the tile's values to s.
 template <typename acc_t, bool kChannelsLast>
-__device__ __forceinline__ void dy_sums(const Params& p, const Place<kChannelsLast>& pl,
-                                        const acc_t (&v)[kE], const acc_t (&dy)[kE], acc_t mean,
-                                        acc_t rstd, acc_t (&s)[2]) {
-  s[0] = s[1] = acc_t(0);
+__device__ __forceinline__ void add_dy_sums(const Params& p, const Place<kChannelsLast>& pl,
+                                            const Values<acc_t>& v, const Values<acc_t>& dy,
+                                            acc_t mean, acc_t rstd, acc_t (&s)[2]) {
+  constexpr int kE = kValues<acc_t>;
 #pragma unroll
   for (int e = 0; e < kE; ++e) {
     if (e >= pl.count) continue;
@@ -345,42 +458,59 @@ __device__ __forceinline__ void dy_sums(const Params& p, const Place<kChannelsLa
   }
 }
 
-// Given the plane's sums of dy and dy * u_hat: dt for this thread's values (written to dx and
-// the dt buffer as requested), and the plane-chunk sums of dt and dt * noise into p.sums.
-template <typename scalar_t, bool kChannelsLast, int V>
-__device__ __forceinline__ void finish_backward(const Params& p, const Place<kChannelsLast>& pl,
-                                                at::opmath_type<scalar_t> (&v)[kE],
-                                                const at::opmath_type<scalar_t> (&dy)[kE],
-                                                at::opmath_type<scalar_t> mean,
-                                                at::opmath_type<scalar_t> rstd,
-                                                at::opmath_type<scalar_t> sum_dy,
-                                                at::opmath_type<scalar_t> sum_dy_u_hat,
-                                                at::opmath_type<scalar_t>* buf) {
+// The plane's constants of dt.
+template <typename acc_t>
+struct DtTerms {
+  acc_t mean, rstd, scale, mean_g, mean_g_u_hat;
+};
+
+template <typename scalar_t>
+__device__ __forceinline__ DtTerms<at::opmath_type<scalar_t>> dt_terms(
+    const Params& p, int64_t plane, bool valid, at::opmath_type<scalar_t> sum_dy,
+    at::opmath_type<scalar_t> sum_dy_u_hat) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t plane = pl.valid ? pl.n * p.C + pl.c : 0;
-  const acc_t scale = pl.valid ? acc_t(static_cast<const scalar_t*>(p.scale)[plane]) : acc_t(0);
+  DtTerms<acc_t> d;
+  d.mean = valid ? static_cast<const acc_t*>(p.mean)[plane] : acc_t(0);
+  d.rstd = valid ? static_cast<const acc_t*>(p.rstd)[plane] : acc_t(0);
+  d.scale = valid ? acc_t(static_cast<const scalar_t*>(p.scale)[plane]) : acc_t(0);
   const acc_t inv_hw = acc_t(1) / acc_t(p.HW);
-  const acc_t mean_g = scale * sum_dy * inv_hw;
-  const acc_t mean_g_u_hat = scale * sum_dy_u_hat * inv_hw;
+  d.mean_g = d.scale * sum_dy * inv_hw;
+  d.mean_g_u_hat = d.scale * sum_dy_u_hat * inv_hw;
+  return d;
+}
+
+// dt for this thread's values of the tile (in v; 0 in slots without a value), written to dx
+// and the dt buffer as requested; adds the thread's sums of dt and dt * noise to sums (for
+// p.sums).
+template <typename scalar_t, bool kChannelsLast, int V>
+__device__ __forceinline__ void backward_tile(const Params& p, const Place<kChannelsLast>& pl,
+                                              Values<scalar_t>& v,
+                                              const Values<scalar_t>& dy,
+                                              const DtTerms<at::opmath_type<scalar_t>>& d,
+                                              at::opmath_type<scalar_t> (&sums)[2]) {
+  constexpr int kE = kValues<scalar_t>;
+  using acc_t = at::opmath_type<scalar_t>;
 #pragma unroll
   for (int e = 0; e < kE; ++e) {
     const acc_t k = slope(p, v[e]);
-    const acc_t u_hat = (v[e] * k - mean) * rstd;
-    v[e] = e < pl.count ? rstd * (dy[e] * scale - mean_g - u_hat * mean_g_u_hat) * k : acc_t(0);
+    const acc_t u_hat = (v[e] * k - d.mean) * d.rstd;
+    v[e] = e < pl.count ? d.rstd * (dy[e] * d.scale - d.mean_g - u_hat * d.mean_g_u_hat) * k
+                        : acc_t(0);
   }
   if (p.out != nullptr) {
     store_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<scalar_t*>(p.out), v);
   }
   if (p.dt != nullptr) {
     // An acc_t copy of dt (x's layout) for dnoise's sum over channels.
+    constexpr int W = kChannelsLast ? 1 : V;
+    const Accesses a = accesses_of<kChannelsLast, W>(p, pl, false);
     acc_t* dt = static_cast<acc_t*>(p.dt);
 #pragma unroll
     for (int e = 0; e < kE; ++e) {
-      if (e < pl.count) dt[offset_of(p, pl, slot_pixel<kChannelsLast, V>(p, pl, e))] = v[e];
+      if (e < pl.count) dt[slot_offset<W>(a, e)] = v[e];
     }
   }
   if (p.sums != nullptr) {
-    acc_t sums[2] = {acc_t(0), acc_t(0)};
 #pragma unroll
     for (int e = 0; e < kE; ++e) sums[0] += v[e];
     if (p.noise != nullptr) {
@@ -390,12 +520,19 @@ __device__ __forceinline__ void finish_backward(const Params& p, const Place<kCh
 #pragma unroll
       for (int e = 0; e < kE; ++e) sums[1] += v[e] * noise[e];
     }
-    plane_sum<kChannelsLast>(p, pl, sums, buf);
-    if (pl.valid && pl.lane == 0) {
-      acc_t* out = static_cast<acc_t*>(p.sums) + (plane * p.chunks + pl.k) * 2;
-      out[0] = sums[0];
-      out[1] = sums[1];
-    }
+  }
+}
+
+// The group's sums of dt and dt * noise into p.sums (plane-major: [planes, chunks, 2], the
+// layout sum_partials reads). Every thread of the block calls it when p.sums is set.
+template <bool kChannelsLast, typename acc_t>
+__device__ __forceinline__ void store_dt_sums(const Params& p, const Place<kChannelsLast>& pl,
+                                              acc_t (&sums)[2], acc_t* buf) {
+  plane_sum<kChannelsLast>(p, pl, sums, buf);
+  if (pl.valid && pl.lane == 0) {
+    acc_t* out = static_cast<acc_t*>(p.sums) + ((pl.n * p.C + pl.c) * p.chunks + pl.k) * 2;
+    out[0] = sums[0];
+    out[1] = sums[1];
   }
 }
 
@@ -411,124 +548,120 @@ __device__ __forceinline__ void write_plane_grads(const Params& p, int64_t plane
   }
 }
 
-// Pass 1 (or the only pass): dy and v in registers, the plane-chunk sums of dy and dy * u_hat;
-// one chunk goes on to dt, several leave their sums in partials.
+// One pass: dy and v in registers, the plane's sums of dy and dy * u_hat, then dt.
 template <typename scalar_t, bool kChannelsLast, int V>
-__global__ void __launch_bounds__(kMaxBackwardThreads) backward_kernel(Params p) {
+__global__ void __launch_bounds__(plans::max_one_pass_threads(true, kChannelsLast,
+                                                               sizeof(scalar_t)))
+    backward_kernel(Params p) {
+  constexpr int kE = kValues<scalar_t>;
   using acc_t = at::opmath_type<scalar_t>;
   acc_t* buf = dynamic_shared<acc_t>();
-  const Place<kChannelsLast> pl = place<kChannelsLast, V>(p);
+  Place<kChannelsLast> pl = place<kChannelsLast>(p);
+  set_tile<scalar_t, kChannelsLast, V>(p, pl, 0);  // the tile is the plane
   acc_t v[kE], dy[kE];
   load_pre_activation<scalar_t, kChannelsLast, V>(p, pl, v);
   load_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<const scalar_t*>(p.dy), dy);
   const int64_t plane = pl.valid ? pl.n * p.C + pl.c : 0;
   const acc_t mean = pl.valid ? static_cast<const acc_t*>(p.mean)[plane] : acc_t(0);
   const acc_t rstd = pl.valid ? static_cast<const acc_t*>(p.rstd)[plane] : acc_t(0);
-  acc_t s[2];
-  dy_sums(p, pl, v, dy, mean, rstd, s);
+  acc_t s[2] = {acc_t(0), acc_t(0)};
+  add_dy_sums(p, pl, v, dy, mean, rstd, s);
   plane_sum<kChannelsLast>(p, pl, s, buf);
-  if (p.chunks > 1) {
-    if (pl.valid && pl.lane == 0) {
-      acc_t* part = static_cast<acc_t*>(p.partials) + (plane * p.chunks + pl.k) * 2;
-      part[0] = s[0];
-      part[1] = s[1];
-    }
-    return;
-  }
   if (pl.valid && pl.lane == 0) write_plane_grads<scalar_t>(p, plane, s[0], s[1]);
-  finish_backward<scalar_t, kChannelsLast, V>(p, pl, v, dy, mean, rstd, s[0], s[1], buf);
+  const DtTerms<acc_t> d = dt_terms<scalar_t>(p, plane, pl.valid, s[0], s[1]);
+  acc_t sums[2] = {acc_t(0), acc_t(0)};
+  backward_tile<scalar_t, kChannelsLast, V>(p, pl, v, dy, d, sums);
+  if (p.sums != nullptr) store_dt_sums(p, pl, sums, buf);
 }
 
-// Pass 2 of chunked planes: the plane's sums from the chunk partials (chunk order), then dt.
+// Chunked 1/3: each chunk's sums of dy and dy * u_hat, accumulated per thread over the tiles,
+// then one group sum.
 template <typename scalar_t, bool kChannelsLast, int V>
-__global__ void __launch_bounds__(kChunkThreads) backward_apply_kernel(Params p) {
+__global__ void __launch_bounds__(kChunkThreads, kChunkMinBlocks)
+    backward_partials_kernel(Params p) {
+  constexpr int kE = kValues<scalar_t>;
   using acc_t = at::opmath_type<scalar_t>;
   acc_t* buf = dynamic_shared<acc_t>();
-  const Place<kChannelsLast> pl = place<kChannelsLast, V>(p);
+  Place<kChannelsLast> pl = place<kChannelsLast>(p);
   const int64_t plane = pl.valid ? pl.n * p.C + pl.c : 0;
-  acc_t sum_dy = 0, sum_dy_u_hat = 0;
-  if (pl.valid) {
-    const acc_t* part = static_cast<const acc_t*>(p.partials) + plane * p.chunks * 2;
-    for (int64_t k = 0; k < p.chunks; ++k) {
-      sum_dy += part[2 * k];
-      sum_dy_u_hat += part[2 * k + 1];
-    }
-    if (pl.k == 0 && pl.lane == 0) write_plane_grads<scalar_t>(p, plane, sum_dy, sum_dy_u_hat);
-  }
-  acc_t v[kE], dy[kE];
-  load_pre_activation<scalar_t, kChannelsLast, V>(p, pl, v);
-  load_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<const scalar_t*>(p.dy), dy);
   const acc_t mean = pl.valid ? static_cast<const acc_t*>(p.mean)[plane] : acc_t(0);
   const acc_t rstd = pl.valid ? static_cast<const acc_t*>(p.rstd)[plane] : acc_t(0);
-  finish_backward<scalar_t, kChannelsLast, V>(p, pl, v, dy, mean, rstd, sum_dy, sum_dy_u_hat,
-                                              buf);
+  acc_t s[2] = {acc_t(0), acc_t(0)};
+  const int64_t tiles = plans::tiles_in(pl.chunk, p.tile);
+  for (int64_t t = 0; t < tiles; ++t) {
+    set_tile<scalar_t, kChannelsLast, V>(p, pl, t);
+    if (pl.count == 0) continue;  // no barrier in this loop
+    acc_t v[kE], dy[kE];
+    load_pre_activation<scalar_t, kChannelsLast, V>(p, pl, v);
+    load_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<const scalar_t*>(p.dy), dy);
+    add_dy_sums(p, pl, v, dy, mean, rstd, s);
+  }
+  plane_sum<kChannelsLast>(p, pl, s, buf);
+  if (pl.valid && pl.lane == 0) {
+    acc_t* part = static_cast<acc_t*>(p.partials) + plans::partial_offset(pl.k, plane, p.N * p.C);
+    part[0] = s[0];
+    part[1] = s[1];
+  }
+}
+
+// Chunked 2/3: one thread per plane adds its chunks' sums once, in chunk order: dscale,
+// dstyle_bias, and the two sums dt needs (p.coeff).
+template <typename scalar_t>
+__global__ void __launch_bounds__(plans::kFinalizeThreads) backward_finalize_kernel(Params p) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t planes = p.N * p.C;
+  const int64_t plane = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (plane >= planes) return;
+  acc_t sum_dy, sum_dy_u_hat;
+  plans::sum_chunk_pairs(static_cast<const acc_t*>(p.partials), plane, planes, p.chunks, sum_dy,
+                         sum_dy_u_hat);
+  write_plane_grads<scalar_t>(p, plane, sum_dy, sum_dy_u_hat);
+  acc_t* coeff = static_cast<acc_t*>(p.coeff) + plane * 2;
+  coeff[0] = sum_dy;
+  coeff[1] = sum_dy_u_hat;
+}
+
+// Chunked 3/3: re-read the chunk tile by tile and write dt with the plane's finalized sums;
+// the chunk's sums of dt and dt * noise take one group sum at the end.
+template <typename scalar_t, bool kChannelsLast, int V>
+__global__ void __launch_bounds__(kChunkThreads, kChunkMinBlocks)
+    backward_apply_kernel(Params p) {
+  constexpr int kE = kValues<scalar_t>;
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t* buf = dynamic_shared<acc_t>();
+  Place<kChannelsLast> pl = place<kChannelsLast>(p);
+  const int64_t plane = pl.valid ? pl.n * p.C + pl.c : 0;
+  const acc_t* coeff = static_cast<const acc_t*>(p.coeff) + plane * 2;
+  const DtTerms<acc_t> d = dt_terms<scalar_t>(p, plane, pl.valid, pl.valid ? coeff[0] : acc_t(0),
+                                              pl.valid ? coeff[1] : acc_t(0));
+  acc_t sums[2] = {acc_t(0), acc_t(0)};
+  const int64_t tiles = plans::tiles_in(pl.chunk, p.tile);
+  for (int64_t t = 0; t < tiles; ++t) {
+    set_tile<scalar_t, kChannelsLast, V>(p, pl, t);
+    if (pl.count == 0) continue;  // no barrier in this loop
+    acc_t v[kE], dy[kE];
+    load_pre_activation<scalar_t, kChannelsLast, V>(p, pl, v);
+    load_values<scalar_t, kChannelsLast, V>(p, pl, static_cast<const scalar_t*>(p.dy), dy);
+    backward_tile<scalar_t, kChannelsLast, V>(p, pl, v, dy, d, sums);
+  }
+  if (p.sums != nullptr) store_dt_sums(p, pl, sums, buf);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Host side
 
-// The thread mapping for planes of HW values: one pass when a group of at most max_threads
-// threads holds a plane (or, NHWC, a block of channels of it), else chunks.
-struct Mapping {
-  int threads = 0, lanes = 1, group = 1;
-  int64_t chunk = 0, chunks = 1, blocks = 0;
-  size_t smem = 0;
-};
-
-Mapping plan(int64_t N, int64_t C, int64_t HW, bool channels_last, int max_threads,
-             int64_t scalar_size, int64_t acc_size) {
-  Mapping m;
-  if (channels_last) {
-    // 32 channels (64-128 contiguous bytes per pixel) when the plane fits, else one 32-byte
-    // sector of channels per pixel (more pixel lanes per block), else chunks.
-    const int sector = static_cast<int>(32 / scalar_size);
-    int group = 0;
-    for (int candidate : {32, sector}) {
-      if (HW <= int64_t(max_threads / candidate) * kE) {
-        group = candidate;
-        break;
-      }
-    }
-    if (group == 0) {
-      m.group = 32;
-      m.lanes = kChunkThreads / 32;
-      m.chunk = int64_t(m.lanes) * kE;
-    } else {
-      m.group = group;
-      m.lanes = static_cast<int>(std::max<int64_t>(1, next_pow2(ceil_div(HW, kE))));
-      m.chunk = HW;
-    }
-    m.threads = m.group * m.lanes;
-    m.chunks = ceil_div(HW, m.chunk);
-    m.blocks = N * ceil_div(C, m.group);
-    m.smem = 2 * size_t(m.threads) * acc_size;  // strided group sums: NV * threads values
-  } else {
-    if (HW <= int64_t(max_threads) * kE) {
-      m.lanes = static_cast<int>(std::max<int64_t>(1, next_pow2(ceil_div(HW, kE))));
-      m.chunk = HW;
-    } else {
-      m.lanes = kChunkThreads;
-      m.chunk = int64_t(kChunkThreads) * kE;
-    }
-    m.threads = std::max(m.lanes, 256);
-    m.group = m.threads / m.lanes;
-    m.chunks = ceil_div(HW, m.chunk);
-    m.blocks = ceil_div(N * C, m.group);
-    m.smem = 2 * size_t(m.threads / 32) * acc_size;  // contiguous group sums: per-warp totals
-  }
-  return m;
-}
-
-void apply(Params& p, const Mapping& m) {
+void apply(Params& p, const plans::PlaneStatsPlan& m) {
   p.lanes = m.lanes;
   p.group = m.group;
+  p.tile = m.tile;
   p.chunk = m.chunk;
   p.chunks = m.chunks;
 }
 
-dim3 grid_of(const char* op, const Mapping& m) {
-  TORCH_CHECK(m.blocks <= std::numeric_limits<int>::max() && m.chunks <= 65535, op,
-              " (cuda): the tensor is too large for one launch");
+dim3 grid_of(const char* op, const plans::PlaneStatsPlan& m) {
+  TORCH_CHECK(m.blocks <= plans::kMaxGridX && m.chunks <= plans::kMaxGridY &&
+                  m.finalize_blocks <= plans::kMaxGridX,
+              op, " (cuda): the tensor is too large for one launch");
   return dim3(static_cast<unsigned>(m.blocks), static_cast<unsigned>(m.chunks));
 }
 
@@ -583,13 +716,17 @@ const void* ptr_or_null(const at::Tensor& t) { return t.defined() ? t.const_data
 // aligned_dense and fresh allocations).
 bool vectorisable(int64_t HW, int64_t scalar_size) { return HW % (16 / scalar_size) == 0; }
 
-// Runs fn(std::integral_constant<int, V>) with V the vector width for this layout and plane.
+// Runs fn(std::bool_constant<channels_last>, std::integral_constant<int, V>) with V the vector
+// width for this layout and plane: NCHW 16-byte vectors or scalars, channels_last scalars
+// (one channel of a pixel per slot), so only those three kernels are compiled.
 template <typename scalar_t, typename Fn>
-void with_vector_width(bool channels_last, int64_t HW, Fn&& fn) {
-  if (!channels_last && vectorisable(HW, sizeof(scalar_t))) {
-    fn(std::integral_constant<int, kVec<scalar_t>>{});
+void with_layout(bool channels_last, int64_t HW, Fn&& fn) {
+  if (channels_last) {
+    fn(std::true_type{}, std::integral_constant<int, 1>{});
+  } else if (vectorisable(HW, sizeof(scalar_t))) {
+    fn(std::false_type{}, std::integral_constant<int, kVec<scalar_t>>{});
   } else {
-    fn(std::integral_constant<int, 1>{});
+    fn(std::false_type{}, std::integral_constant<int, 1>{});
   }
 }
 
@@ -641,30 +778,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> epilogue_forward(
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "layer_epilogue_fwd_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const Mapping m =
-        plan(N, C, HW, channels_last, kMaxForwardThreads, sizeof(scalar_t), sizeof(acc_t));
+    const plans::PlaneStatsPlan m = plans::plan_plane_stats(
+        N, C, HW, channels_last, /*backward=*/false, sizeof(scalar_t), sizeof(acc_t), sm_count());
     apply(p, m);
+    const dim3 grid = grid_of(op, m);
     at::Tensor partials;
-    if (m.chunks > 1) {
-      partials = at::empty({N * C * m.chunks * 2}, stats_options);
+    if (m.chunked) {
+      partials = at::empty({m.chunks * N * C * 2}, stats_options);
       p.partials = partials.mutable_data_ptr();
     }
-    with_vector_width<scalar_t>(channels_last, HW, [&](auto vec) {
+    with_layout<scalar_t>(channels_last, HW, [&](auto cl, auto vec) {
+      constexpr bool kCL = decltype(cl)::value;
       constexpr int V = decltype(vec)::value;
-      auto run = [&](auto cl) {
-        constexpr bool kCL = decltype(cl)::value;
-        forward_kernel<scalar_t, kCL, V><<<grid_of(op, m), m.threads, m.smem, stream>>>(p);
+      if (!m.chunked) {
+        forward_kernel<scalar_t, kCL, V><<<grid, m.threads, m.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        if (m.chunks > 1) {
-          forward_apply_kernel<scalar_t, kCL, V><<<grid_of(op, m), m.threads, 0, stream>>>(p);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-        }
-      };
-      if (channels_last) {
-        run(std::true_type{});
-      } else {
-        run(std::false_type{});
+        return;
       }
+      forward_partials_kernel<scalar_t, kCL, V><<<grid, m.threads, m.smem, stream>>>(p);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      forward_finalize_kernel<acc_t><<<static_cast<unsigned>(m.finalize_blocks),
+                                       plans::kFinalizeThreads, 0, stream>>>(p);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      forward_apply_kernel<scalar_t, kCL, V><<<grid, m.threads, 0, stream>>>(p);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
   return {y, mean, rstd};
@@ -722,8 +859,9 @@ epilogue_backward(const char* op, const at::Tensor& dy, const at::Tensor& x,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "layer_epilogue_bwd_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const Mapping m =
-        plan(N, C, HW, channels_last, kMaxBackwardThreads, sizeof(scalar_t), sizeof(acc_t));
+    const plans::PlaneStatsPlan m = plans::plan_plane_stats(
+        N, C, HW, channels_last, /*backward=*/true, sizeof(scalar_t), sizeof(acc_t), sm_count());
+    const dim3 grid = grid_of(op, m);
     Params p{};
     apply(p, m);
     p.x = xc.const_data_ptr();
@@ -741,10 +879,12 @@ epilogue_backward(const char* op, const at::Tensor& dy, const at::Tensor& x,
     p.out = output_mask[0] ? dx.mutable_data_ptr() : nullptr;
     p.dscale = output_mask[4] ? dscale.mutable_data_ptr() : nullptr;
     p.dstyle_bias = output_mask[5] ? dstyle_bias.mutable_data_ptr() : nullptr;
-    at::Tensor partials, sums, dt;
-    if (m.chunks > 1) {
-      partials = at::empty({N * C * m.chunks * 2}, acc_options);
+    at::Tensor partials, coeff, sums, dt;
+    if (m.chunked) {
+      partials = at::empty({m.chunks * N * C * 2}, acc_options);
       p.partials = partials.mutable_data_ptr();
+      coeff = at::empty({N * C * 2}, acc_options);
+      p.coeff = coeff.mutable_data_ptr();
     }
     if (output_mask[2] || output_mask[3]) {
       sums = at::empty({N * C * m.chunks * 2}, acc_options);
@@ -759,26 +899,29 @@ epilogue_backward(const char* op, const at::Tensor& dy, const at::Tensor& x,
         p.dt = dt.mutable_data_ptr();
       }
     }
-    with_vector_width<scalar_t>(channels_last, HW, [&](auto vec) {
+    with_layout<scalar_t>(channels_last, HW, [&](auto cl, auto vec) {
+      constexpr bool kCL = decltype(cl)::value;
       constexpr int V = decltype(vec)::value;
-      auto run = [&](auto cl) {
-        constexpr bool kCL = decltype(cl)::value;
-        backward_kernel<scalar_t, kCL, V><<<grid_of(op, m), m.threads, m.smem, stream>>>(p);
+      if (!m.chunked) {
+        backward_kernel<scalar_t, kCL, V><<<grid, m.threads, m.smem, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        if (m.chunks > 1) {
-          backward_apply_kernel<scalar_t, kCL, V><<<grid_of(op, m), m.threads, m.smem, stream>>>(p);
+      } else {
+        backward_partials_kernel<scalar_t, kCL, V><<<grid, m.threads, m.smem, stream>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        backward_finalize_kernel<scalar_t><<<static_cast<unsigned>(m.finalize_blocks),
+                                             plans::kFinalizeThreads, 0, stream>>>(p);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        // dt is needed for dx, the dbias / dnoise_strength sums, or dnoise (only dscale
+        // and dstyle_bias wanted: the finalize wrote them, nothing to apply).
+        if (p.out != nullptr || p.sums != nullptr || p.dt != nullptr) {
+          backward_apply_kernel<scalar_t, kCL, V><<<grid, m.threads, m.smem, stream>>>(p);
           C10_CUDA_KERNEL_LAUNCH_CHECK();
         }
-        if (output_mask[1]) {
-          // dnoise = sum over channels (and the batch, for shared noise) of dt * strength.
-          channel_dot<kCL>(dt.const_data_ptr<acc_t>(), strength_c.const_data_ptr<scalar_t>(),
-                           dnoise.mutable_data_ptr<scalar_t>(), N, C, HW, noise_c.size(0));
-        }
-      };
-      if (channels_last) {
-        run(std::true_type{});
-      } else {
-        run(std::false_type{});
+      }
+      if (output_mask[1]) {
+        // dnoise = sum over channels (and the batch, for shared noise) of dt * strength.
+        channel_dot<kCL>(dt.const_data_ptr<acc_t>(), strength_c.const_data_ptr<scalar_t>(),
+                         dnoise.mutable_data_ptr<scalar_t>(), N, C, HW, noise_c.size(0));
       }
     });
     // Batch (and chunk) sums of the per-plane partials, in a fixed order.

@@ -13,11 +13,13 @@
 // - NCHW: a block takes a chunk of one plane (n, c) (2-D grid: chunks x planes), 16-byte
 //   accesses when H*W is a multiple of the vector; dstrength's chunk sums are block sums.
 // - channels_last: [N*H*W, C] rows, lanes across channels (16-byte vectors of channels when C
-//   allows), the noise value of a row loaded once and broadcast; dstrength's sums per (chunk
-//   of rows, channel) reduce over the row lanes.
+//   allows), the noise value of a row loaded once and broadcast, each thread loading several
+//   rows before it uses them (>= 32 KB in flight per SM; columns_plan.h); dstrength's sums per
+//   (chunk of rows, channel) reduce over the row lanes.
 // Every sum has a fixed order (block trees, then sum_partials / channel_dot): no atomics.
 #include <torch/library.h>
 
+#include "columns_plan.h"
 #include "cuda_utils.cuh"
 
 namespace stylegan_fast {
@@ -79,12 +81,17 @@ __global__ void __launch_bounds__(kThreads) planes_kernel(Params p,
 }
 
 // channels_last: rows r = n * HW + i of C channels; block = col_lanes x row_lanes threads over
-// col_lanes * V channels (blockIdx.x) and the rows of chunk blockIdx.y. Backward (kSum):
-// partials[chunk * C + c] = sum over the chunk's rows of dy * noise.
-template <typename scalar_t, int V, bool kSum>
-__global__ void __launch_bounds__(kThreads) rows_kernel(Params p,
-                                                        at::opmath_type<scalar_t>* partials) {
+// col_lanes * V channels (blockIdx.x) and the rows of chunk blockIdx.y; a thread takes V
+// adjacent channels of a row (one 16-byte access when kAligned, i.e. C % V == 0; else V scalar
+// accesses off one address, the ones past C masked). Each step a thread loads R rows
+// (row_lanes apart; plans::rows_in_step) and their noise values before it uses any: R x 16
+// bytes of x in flight per thread, >= 32 KB per SM (columns_plan.h). Backward (kSum):
+// partials[chunk * C + c] = sum over the chunk's rows of dy * noise, rows in increasing order.
+template <typename scalar_t, int V, bool kAligned, bool kSum>
+__global__ void __launch_bounds__(plans::kColumnsThreads, plans::kColumnsBlocksPerSm)
+    rows_kernel(Params p, at::opmath_type<scalar_t>* partials) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr int R = plans::noise_rows_per_thread(V, sizeof(scalar_t));
   acc_t* buf = dynamic_shared<acc_t>();  // V * blockDim.x when kSum
   const scalar_t* x = static_cast<const scalar_t*>(p.x);
   const scalar_t* noise = static_cast<const scalar_t*>(p.noise);
@@ -93,36 +100,59 @@ __global__ void __launch_bounds__(kThreads) rows_kernel(Params p,
   const int col_lane = threadIdx.x % p.col_lanes, row_lane = threadIdx.x / p.col_lanes;
   const int row_lanes = blockDim.x / p.col_lanes;
   const int64_t c0 = (int64_t(blockIdx.x) * p.col_lanes + col_lane) * V;
-  const bool active = c0 < p.C;
+  const int valid = channels_from<V, kAligned>(c0, p.C);  // this thread's channels
   acc_t s[V], sum[V];
 #pragma unroll
   for (int j = 0; j < V; ++j) {
-    s[j] = active ? acc_t(strength[c0 + j]) : acc_t(0);
+    s[j] = j < valid ? acc_t(strength[c0 + j]) : acc_t(0);
     sum[j] = 0;
   }
-  if (active) {
+  if (valid > 0) {
     const int64_t rows = p.N * p.HW;
-    const int64_t r_end = std::min(rows, (int64_t(blockIdx.y) + 1) * p.chunk);
-    for (int64_t r = int64_t(blockIdx.y) * p.chunk + row_lane; r < r_end; r += row_lanes) {
-      const int64_t n = r / p.HW, i = r - n * p.HW;
-      const acc_t nz = acc_t(noise[(p.noise_per_sample ? n * p.HW : 0) + i]);
-      const Vec<scalar_t, V> xv = load_vec<V>(x + r * p.C + c0);
-      if constexpr (kSum) {
+    const int64_t r_begin = int64_t(blockIdx.y) * p.chunk;
+    const int64_t r_end = std::min(rows, r_begin + p.chunk);
+    const plans::NoiseRows noise_rows = plans::noise_rows(p.noise_per_sample, p.HW, row_lanes);
+    for (int64_t first = r_begin + row_lane; first < r_end; first += int64_t(row_lanes) * R) {
+      const int count = plans::rows_in_step(first, r_end, row_lanes, R);
+      Vec<scalar_t, V> xv[R];
+      scalar_t nz[R];
+      int64_t i = plans::noise_index(noise_rows, first);
 #pragma unroll
-        for (int j = 0; j < V; ++j) sum[j] += acc_t(xv.v[j]) * nz;
-      } else {
-        Vec<scalar_t, V> out;
+      for (int u = 0; u < R; ++u) {
+        if (u < count) {
+          xv[u] = load_channels<V, kAligned>(x + (first + int64_t(u) * row_lanes) * p.C + c0,
+                                             valid);
+          nz[u] = noise[i];
+        }
+        i = plans::next_noise_index(noise_rows, i);
+      }
 #pragma unroll
-        for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(acc_t(xv.v[j]) + s[j] * nz);
-        store_vec<V>(y + r * p.C + c0, out);
+      for (int u = 0; u < R; ++u) {
+        if (u < count) {
+          const acc_t noise_value = acc_t(nz[u]);
+          if constexpr (kSum) {
+#pragma unroll
+            for (int j = 0; j < V; ++j) sum[j] += acc_t(xv[u].v[j]) * noise_value;
+          } else {
+            Vec<scalar_t, V> out;
+#pragma unroll
+            for (int j = 0; j < V; ++j) {
+              out.v[j] = static_cast<scalar_t>(acc_t(xv[u].v[j]) + s[j] * noise_value);
+            }
+            store_channels<V, kAligned>(y + (first + int64_t(u) * row_lanes) * p.C + c0, out,
+                                        valid);
+          }
+        }
       }
     }
   }
   if constexpr (kSum) {
     strided_group_sum<V>(sum, col_lane, row_lane, row_lanes, p.col_lanes, buf);
-    if (active && row_lane == 0) {
+    if (row_lane == 0) {
 #pragma unroll
-      for (int j = 0; j < V; ++j) partials[int64_t(blockIdx.y) * p.C + c0 + j] = sum[j];
+      for (int j = 0; j < V; ++j) {
+        if (j < valid) partials[int64_t(blockIdx.y) * p.C + c0 + j] = sum[j];
+      }
     }
   }
 }
@@ -169,29 +199,27 @@ PartialsLayout launch(Params& p, bool channels_last, at::Tensor* partials,
     // Plane n * C + c: dstrength[c] = sum over n, k of partials[(n * C + c) * chunks + k].
     return {p.N, p.chunks, p.C * p.chunks, p.chunks, 1};
   }
+  // V channels a thread: 16-byte vectors when C is a multiple of V.
   const int64_t rows = p.N * p.HW;
-  auto run = [&](auto width_tag) -> PartialsLayout {
-    constexpr int W = decltype(width_tag)::value;
-    p.col_lanes = static_cast<int>(std::min<int64_t>(32, next_pow2(ceil_div(p.C, W))));
-    const int row_lanes = kThreads / p.col_lanes;
-    const int64_t col_tiles = ceil_div(p.C, int64_t(p.col_lanes) * W);
-    const int64_t wanted = ceil_div(int64_t(sm_count()) * 4, col_tiles);
-    const int64_t chunks_max = std::min<int64_t>(ceil_div(rows, row_lanes), 65535);
-    p.chunk = ceil_div(rows, std::clamp<int64_t>(wanted, 1, chunks_max));
-    p.chunks = ceil_div(rows, p.chunk);
-    const dim3 grid(static_cast<unsigned>(col_tiles), static_cast<unsigned>(p.chunks));
-    acc_t* part = nullptr;
-    if constexpr (kSum) {
-      *partials = at::empty({p.chunks * p.C}, acc_options);
-      part = partials->mutable_data_ptr<acc_t>();
-    }
-    const size_t smem = kSum ? sizeof(acc_t) * W * kThreads : 0;
-    rows_kernel<scalar_t, W, kSum><<<grid, kThreads, smem, stream>>>(p, part);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return {p.chunks, 1, p.C, 1, 0};
-  };
-  if (p.C % V == 0) return run(std::integral_constant<int, V>{});
-  return run(std::integral_constant<int, 1>{});
+  const plans::ColumnsPlan m = plans::plan_columns(
+      rows, p.C, V, plans::noise_rows_per_thread(V, sizeof(scalar_t)), sm_count());
+  p.col_lanes = m.col_lanes;
+  p.chunk = m.chunk_rows;
+  p.chunks = m.chunks;
+  const dim3 grid(static_cast<unsigned>(m.col_tiles), static_cast<unsigned>(m.chunks));
+  acc_t* part = nullptr;
+  if constexpr (kSum) {
+    *partials = at::empty({p.chunks * p.C}, acc_options);
+    part = partials->mutable_data_ptr<acc_t>();
+  }
+  const size_t smem = kSum ? sizeof(acc_t) * V * plans::kColumnsThreads : 0;
+  if (p.C % V == 0) {
+    rows_kernel<scalar_t, V, true, kSum><<<grid, plans::kColumnsThreads, smem, stream>>>(p, part);
+  } else {
+    rows_kernel<scalar_t, V, false, kSum><<<grid, plans::kColumnsThreads, smem, stream>>>(p, part);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {p.chunks, 1, p.C, 1, 0};
 }
 
 void check_inputs(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength,

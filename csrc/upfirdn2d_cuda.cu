@@ -45,10 +45,15 @@ __host__ __device__ __forceinline__ int64_t floor_div(int64_t a, int64_t b) {
 __host__ __device__ __forceinline__ int64_t floor_mod(int64_t a, int64_t b) {
   return a - floor_div(a, b) * b;
 }
-// ceil(a / b) for any sign of a, b > 0.
-__host__ __device__ __forceinline__ int64_t ceil_div_any(int64_t a, int64_t b) {
-  return -floor_div(-a, b);
+// 32-bit twins for the per-output arithmetic of the kernels: the host checks keep every
+// coordinate times a factor below 2^30, and a 64-bit division is a call to a slow routine on
+// the GPU (12 of them in generic_kernel<double> kept a register in local memory: 4 B of
+// spill, ptxas -v, sm_90).
+__device__ __forceinline__ int floor_div32(int a, int b) {
+  const int q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
+__device__ __forceinline__ int floor_mod32(int a, int b) { return a - floor_div32(a, b) * b; }
 
 // Filters with more taps than this read their weights from global memory (L1-cached) instead
 // of a shared table.
@@ -73,6 +78,9 @@ struct Params {
   int tile_c, tile_h, tile_w;
   int in_tile_h, in_tile_w;  // input rows / columns a tile reads (its halo included)
   int load_lanes;            // threads per line when loading a tile (a power of two <= 32)
+  // Tile counts are 32-bit in the kernels (launch_tiles checks tiles < 2^30): a 64-bit
+  // division there is a call into a slow routine, and ptxas saved registers to local memory
+  // around those calls (8-16 B of spill in generic_kernel, -Xptxas -v, sm_90).
   int64_t tiles_c, tiles_h, tiles_w, tiles;
   bool shared_weights;  // weight table in shared memory (else computed from f per tap)
 };
@@ -100,17 +108,19 @@ struct Tile {
   int ky0, kx0;  // first input row / column of the tile's shared copy
 };
 
-__device__ __forceinline__ Tile locate(const Params& p, int64_t tile) {
+__device__ __forceinline__ Tile locate(const Params& p, int tile) {
   Tile t;
-  const int64_t tx = tile % p.tiles_w;
-  const int64_t ty = (tile / p.tiles_w) % p.tiles_h;
-  const int64_t tc = (tile / (p.tiles_w * p.tiles_h)) % p.tiles_c;
-  t.n = tile / (p.tiles_w * p.tiles_h * p.tiles_c);
-  t.c0 = tc * p.tile_c;
-  t.oy0 = static_cast<int>(ty * p.tile_h);
-  t.ox0 = static_cast<int>(tx * p.tile_w);
-  t.ky0 = static_cast<int>(ceil_div_any(int64_t(t.oy0) * p.downy - p.pady0, p.upy));
-  t.kx0 = static_cast<int>(ceil_div_any(int64_t(t.ox0) * p.downx - p.padx0, p.upx));
+  const int tiles_w = static_cast<int>(p.tiles_w), tiles_h = static_cast<int>(p.tiles_h);
+  const int tiles_c = static_cast<int>(p.tiles_c);
+  const int tx = tile % tiles_w;
+  const int ty = (tile / tiles_w) % tiles_h;
+  const int tc = (tile / (tiles_w * tiles_h)) % tiles_c;
+  t.n = tile / (tiles_w * tiles_h * tiles_c);
+  t.c0 = int64_t(tc) * p.tile_c;
+  t.oy0 = ty * p.tile_h;
+  t.ox0 = tx * p.tile_w;
+  t.ky0 = -floor_div32(p.pady0 - t.oy0 * p.downy, p.upy);  // ceil((oy0 * downy - pady0) / upy)
+  t.kx0 = -floor_div32(p.padx0 - t.ox0 * p.downx, p.upx);
   return t;
 }
 
@@ -199,7 +209,7 @@ __global__ void __launch_bounds__(kThreads) generic_kernel(Params p) {
   }
   const scalar_t* x = static_cast<const scalar_t*>(p.x);
   const int outputs = p.tile_c * p.tile_h * p.tile_w;
-  for (int64_t tile = blockIdx.x; tile < p.tiles; tile += gridDim.x) {
+  for (int tile = blockIdx.x; tile < static_cast<int>(p.tiles); tile += gridDim.x) {
     const Tile t = locate(p, tile);
     if constexpr (kShared) {
       __syncthreads();  // the previous tile's reads are done (and the weight table is built)
@@ -220,12 +230,12 @@ __global__ void __launch_bounds__(kThreads) generic_kernel(Params p) {
       const int oy = t.oy0 + oyl, ox = t.ox0 + oxl;
       const int64_t c = t.c0 + cl;
       if (oy >= p.out_h || ox >= p.out_w || c >= p.C) continue;
-      const int64_t base_y = int64_t(oy) * p.downy - p.pady0;
-      const int64_t base_x = int64_t(ox) * p.downx - p.padx0;
-      const int jy0 = static_cast<int>(floor_mod(-base_y, p.upy));
-      const int jx0 = static_cast<int>(floor_mod(-base_x, p.upx));
-      const int ky_first = static_cast<int>((base_y + jy0) / p.upy);  // exact
-      const int kx_first = static_cast<int>((base_x + jx0) / p.upx);
+      const int base_y = oy * p.downy - p.pady0;
+      const int base_x = ox * p.downx - p.padx0;
+      const int jy0 = floor_mod32(-base_y, p.upy);
+      const int jx0 = floor_mod32(-base_x, p.upx);
+      const int ky_first = (base_y + jy0) / p.upy;  // exact
+      const int kx_first = (base_x + jx0) / p.upx;
       acc_t acc = 0;
       int ky = ky_first;
       for (int jy = jy0; jy < p.fh; jy += p.upy, ++ky) {
@@ -318,7 +328,7 @@ __global__ void __launch_bounds__(kThreads) fast_kernel(Params p) {
   const int runs_per_col = p.tile_h / kRun;
   const int cols_per_phase = p.tile_w / kUp;
   const int items = p.tile_c * runs_per_col * p.tile_w;
-  for (int64_t tile = blockIdx.x; tile < p.tiles; tile += gridDim.x) {
+  for (int tile = blockIdx.x; tile < static_cast<int>(p.tiles); tile += gridDim.x) {
     const Tile t = locate(p, tile);
     __syncthreads();  // the previous tile's reads are done (and the weight table is built)
     load_tile<scalar_t, kChannelsLast, kSplit>(p, t, s);
@@ -468,6 +478,8 @@ void plan_fast(Params& p, bool channels_last, int run, int up, int64_t acc_size)
 
 template <typename Kernel>
 void launch_tiles(Kernel kernel, const Params& p, int64_t smem) {
+  TORCH_CHECK(p.tiles < (int64_t(1) << 30), "upfirdn2d (cuda): the tensor is too large for one ",
+              "launch (", p.tiles, " tiles; at most 2^30)");
   // Fill every SM; shared memory limits residency to ~48 KB per block at worst (4 per SM).
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(p.tiles, int64_t(sm_count()) * 8));
   kernel<<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(smem),
