@@ -1,6 +1,10 @@
 """Launch sizing and the deterministic second stage of a reduction, shared by the Triton kernels
 of the element-wise ops (bias_act, noise_injection).
 
+A reduction splits its summed axis over programs until the grid is one wave of the compiled
+kernel (its resident programs per SM times the SMs, ``_triton_launch.programs_per_sm``): every
+program then runs at once, and the partial sums stay a small fraction of the bytes moved.
+
 A reduction kernel writes one row of fp32 (fp64 for fp64) partial sums per program along the
 summed axis instead of adding into the output with atomics: float atomics would make the
 result depend on the order programs finish. :func:`sum_partials` then adds the rows in a fixed
@@ -21,21 +25,22 @@ import triton
 import triton.language as tl
 
 from .. import _library
+from . import _triton_launch as tl_launch
 
 
 @dataclasses.dataclass(frozen=True)
 class LaunchConfig:
-    """How big a program's tile is and how many programs a reduction aims for.
+    """How big a program's tile is and how many SMs a reduction fills.
 
     tile: elements per tile (a power of two); max_cols: the most columns a tile spans (a
-    power of two); target_programs: the grid size a reduction splits its summed axis for
-    (None: one program along that axis); num_warps: warps per program on a GPU;
+    power of two); sms: the SMs a reduction's grid fills, one wave of resident programs each
+    (None: one program along the summed axis); num_warps: warps per program on a GPU;
     sum_kernel: whether :func:`sum_partials` launches its kernel (else torch.sum).
     """
 
     tile: int
     max_cols: int
-    target_programs: int | None
+    sms: int | None
     num_warps: int
     sum_kernel: bool
 
@@ -44,43 +49,50 @@ class LaunchConfig:
 # thread at 8 warps, i.e. four (fp32) or two (fp16/bf16) 16-byte vector accesses in flight per
 # thread and tensor; with up to 8 such programs resident per SM that is >= 64 KiB in flight
 # per SM, enough to cover DRAM latency at H100 bandwidth (3 TB/s x ~1 us / 132 SMs ~ 23 KiB).
-# Untuned: no GPU was available when these kernels were written.
-_GPU = LaunchConfig(tile=4096, max_cols=1024, target_programs=None, num_warps=8, sum_kernel=True)
-# Reductions split the summed axis until the grid has ~4 programs per SM: enough to fill the
-# GPU, few enough that the partial sums stay a small fraction of the bytes moved.
-_PROGRAMS_PER_SM = 4
+# (ptxas for sm_90, Triton 3.6 and 3.9: bias_act 32-122 registers, noise_injection 31-128, i.e.
+# 2-8 such programs resident per SM.) Untuned: no GPU was available when these kernels were
+# written.
+_GPU = LaunchConfig(tile=4096, max_cols=1024, sms=None, num_warps=8, sum_kernel=True)
 # The interpreter pays ~2 ms per program and little per element: one tile covers a whole
 # test tensor, and reductions use a single program along the summed axis.
-INTERPRETER = LaunchConfig(
-    tile=1 << 14, max_cols=1 << 14, target_programs=None, num_warps=1, sum_kernel=False
-)
+INTERPRETER = LaunchConfig(tile=1 << 14, max_cols=1 << 14, sms=None, num_warps=1, sum_kernel=False)
 
 
 @functools.cache
-def _gpu_config(device_index: int) -> LaunchConfig:
-    sms = torch.cuda.get_device_properties(device_index).multi_processor_count
-    return dataclasses.replace(_GPU, target_programs=_PROGRAMS_PER_SM * sms)
+def _gpu_config(sms: int) -> LaunchConfig:
+    return dataclasses.replace(_GPU, sms=sms)
 
 
 def launch_config(t: torch.Tensor) -> LaunchConfig:
     """The sizing for kernels on ``t``'s device: GPU-tuned on CUDA, big tiles on CPU tensors
     (the interpreter)."""
     if t.is_cuda:
-        return _gpu_config(t.device.index if t.device.index is not None else 0)
+        return _gpu_config(tl_launch.device_limits(t).sms)
     return INTERPRETER
+
+
+def reduction_target(config: LaunchConfig, kernel, like: torch.Tensor, *args, **kwargs):
+    """The grid a reduction launch of ``kernel`` (specialised as ``args``/``kwargs`` launch
+    it) aims for: one wave on ``config.sms`` SMs; None where ``config`` does not split."""
+    if config.sms is None:
+        return None
+    return config.sms * tl_launch.programs_per_sm(kernel, like, *args, **kwargs)
 
 
 def next_power_of_2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def split_reduction(kept_blocks: int, summed_tiles: int, config: LaunchConfig) -> tuple[int, int]:
+def split_reduction(
+    kept_blocks: int, summed_tiles: int, target_programs: int | None
+) -> tuple[int, int]:
     """``(tiles_per_program, groups)``: how a reduction over ``summed_tiles`` tiles, repeated
     for ``kept_blocks`` independent blocks, is split so that ``kept_blocks * groups`` programs
-    fill the device. Each group is a run of consecutive tiles summed by one program."""
-    if config.target_programs is None or summed_tiles <= 1:
+    reach ``target_programs`` (None: no split). Each group is a run of consecutive tiles summed
+    by one program."""
+    if target_programs is None or summed_tiles <= 1:
         return max(summed_tiles, 1), 1
-    groups_wanted = triton.cdiv(config.target_programs, kept_blocks)
+    groups_wanted = triton.cdiv(target_programs, kept_blocks)
     tiles_per_program = max(1, triton.cdiv(summed_tiles, groups_wanted))
     return tiles_per_program, triton.cdiv(summed_tiles, tiles_per_program)
 
@@ -137,14 +149,9 @@ def sum_partials(partials: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     block_w = min(next_power_of_2(width), 32 if partials.is_cuda else config.max_cols)
     block_t = min(next_power_of_2(terms), max(1, config.tile // block_w))
     grid = (triton.cdiv(width, block_w),)
-    _sum_rows_kernel[grid](
-        partials,
-        out,
-        terms,
-        width,
+    tl_launch.launch(
+        _sum_rows_kernel, grid, partials, partials, out, terms, width,
         COMPUTE=tl.float64 if partials.dtype == torch.float64 else tl.float32,
-        BLOCK_T=block_t,
-        BLOCK_W=block_w,
-        num_warps=4,
-    )
+        BLOCK_T=block_t, BLOCK_W=block_w, num_warps=4,
+    )  # fmt: skip
     return out

@@ -383,9 +383,11 @@ def tiny_triton_blocks(monkeypatch):
 
     budget = dataclasses.replace(
         kernels._INTERPRETER,
-        tile_max=32,
-        tile_target=32,
+        tile=32,
+        whole_plane_max=32,
         min_cl_channels=2,
+        sweep_max_nchw=32,
+        sweep_max_cl=32,
         split_channels_nchw=2,
         split_channels_cl=2,
         sub_tile=16,
@@ -413,6 +415,46 @@ def test_triton_split_plan_matches_reference(layout, tiny_triton_blocks, rng):
     x64 = x.detach()
     testing.assert_close(mean, x64.mean((2, 3)), what="mean")
     testing.assert_close(rstd, (x64.var((2, 3), correction=0) + 1e-8).rsqrt(), what="rstd")
+
+
+@pytest.fixture
+def sweeping_triton_blocks(monkeypatch):
+    """Interpreter block limits that make a [2, 3, 7, 9] tensor take the sweep plan (the GPU's
+    for planes up to 128x128): two planes (NCHW) or channels (channels_last) a row block, four
+    16-pixel sub-tiles a sweep, and a grid of two programs that loop over the row blocks (the
+    GPU's persistent grid); returns the kernels module."""
+    testing.require_backend(OP, "triton", "cpu")
+    from stylegan_fast.ops import _plane_norm_triton as kernels
+
+    budget = dataclasses.replace(
+        kernels._INTERPRETER,
+        whole_plane_max=32,
+        min_cl_channels=2,
+        sweep_channels_nchw=2,
+        sweep_tile=32,
+        sweep_tile_cl=32,
+        sweep_programs=2,
+    )
+    monkeypatch.setattr(kernels, "_INTERPRETER", budget)
+    return kernels
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_triton_sweep_plan_matches_reference(layout, sweeping_triton_blocks, rng):
+    x, scale, bias = make_inputs([2, 3, 7, 9], torch.float64, layout, rng)
+    with torch.no_grad():
+        x += 50.0  # a mean large against the spread: the sub-tile merge must not cancel
+    for backward in (False, True):
+        plan = sweeping_triton_blocks.plan_for(x, layout == "channels_last", backward)
+        assert plan.one_pass and plan.sweep and (plan.block_c, plan.block_hw) == (2, 16), plan
+        assert plan.row_programs > 2, plan  # programs loop over several row blocks
+    dy = testing.make_tensor(x.shape, torch.float64, generator=rng)
+    out, grads = testing.forward_backward(call("triton"), (x, scale, bias), dy)
+    inputs64 = testing.to_float64((x, scale, bias))
+    ref, grads64 = testing.forward_backward(call("ref"), inputs64, dy)
+    testing.assert_close(out, ref, what="y")
+    for g, g64, name in zip(grads, grads64, ("dx", "dscale", "dbias")):
+        testing.assert_close(g, g64, what=name)
 
 
 # StyleGAN's layers (C, H) at small N; the two largest take N = 1 to bound the float64

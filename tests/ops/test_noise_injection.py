@@ -341,10 +341,11 @@ def test_refused_impl_does_not_consume_the_generator():
 
 # --- Triton: the GPU launch structure, under the interpreter, and on a GPU -------------------
 
-# Tiles of 16 elements at most 4 wide, and reductions split for 6 programs: a test tensor
-# then spans many tiles and channel blocks, sums split over programs, and the partial-sum
-# kernel adds them.
-SMALL_TILES = dict(tile=16, max_cols=4, target_programs=6, num_warps=1, sum_kernel=True)
+# Tiles of 16 elements at most 4 wide, and reductions split for 6 programs (2 SMs x 3 resident
+# programs): a test tensor then spans many tiles and channel blocks, sums split over programs,
+# and the partial-sum kernel adds them.
+SMALL_TILES = dict(tile=16, max_cols=4, sms=2, num_warps=1, sum_kernel=True)
+SMALL_TILES_PROGRAMS_PER_SM = 3
 
 
 @pytest.mark.parametrize("layout", testing.LAYOUTS)
@@ -359,6 +360,9 @@ def test_triton_multi_tile_launches_match_reference(layout, noise_kind, dtype, r
 
     config = _triton_partials.LaunchConfig(**SMALL_TILES)
     monkeypatch.setattr(_triton_partials, "launch_config", lambda t: config)
+    monkeypatch.setattr(
+        _triton_partials.tl_launch, "programs_per_sm", lambda *a, **k: SMALL_TILES_PROGRAMS_PER_SM
+    )
     # float64 also takes the int64-index path of tensors with 2**31 elements or more.
     wide_index = dtype == torch.float64
     monkeypatch.setattr(_triton_partials, "needs_int64_index", lambda *numels: wide_index)

@@ -528,21 +528,22 @@ def test_triton_multi_program_tiling(layout, case, rng, monkeypatch):
 
 
 def test_triton_cuda_launch_config():
-    """The CUDA launch configuration (computed here without a GPU): power-of-two tiles of at
-    most 512 base positions (16 bytes per thread per load, fewer for big windows), bands
-    of >= 16 rows unless the grid needs more programs, int32-safe lane blocks."""
+    """The CUDA launch configuration (computed here without a GPU, for an H100's 132 SMs and 4
+    resident programs per SM: a wave of 528 programs): power-of-two tiles of at most 512 base
+    positions (16 bytes per thread per load, fewer for big windows), lanes shrunk and bands of
+    >= 16 rows split only while the grid is short of a wave, int32-safe lane blocks."""
     kernels = pytest.importorskip("stylegan_fast.ops.upfirdn2d.triton")
 
     def config(**kw):
-        args = dict(on_cuda=True, sm_count=132, element_size=4, channels_last=False, lanes=64,
-                    lane_stride=256 * 256, groups=1, base_rows=256, base_cols=256,
-                    window_values=12)  # fmt: skip
+        args = dict(on_cuda=True, sms=132, programs_per_sm=lambda launch: 4, element_size=4,
+                    channels_last=False, lanes=64, lane_stride=256 * 256, groups=1,
+                    base_rows=256, base_cols=256, window_values=12)  # fmt: skip
         args.update(kw)
         return kernels.launch_config(**args)
 
     c = config()  # upsample2d fp32 NCHW, 512 -> 1024 wide: a row strip of 256 base columns
     assert (c.block_lanes, c.block_cols, c.num_warps) == (1, 256, 4)  # 64 planes, 64 programs
-    assert c.rows_per_band == 16  # x 16 bands = 1024 programs: still < 8 per SM x 132
+    assert c.rows_per_band == 29  # x 9 bands = 576 programs: the first grid to reach 528
     c = config(lanes=4096)  # many planes: 2 per tile, 2048 programs, whole-height bands
     assert (c.block_lanes, c.block_cols, c.rows_per_band) == (2, 256, 256)
     c = config(base_cols=4, base_rows=4, lanes=32 * 512)  # 4x4 planes: 128 planes per tile
@@ -553,18 +554,47 @@ def test_triton_cuda_launch_config():
     assert c.block_lanes * c.block_cols == 1024
     c = config(lanes=4, base_cols=2, base_rows=4096, lane_stride=2**30)
     assert c.block_lanes == 1  # two planes of 2^30 elements would overflow int32 offsets
-    assert c.rows_per_band == 16  # 4096 rows, 4 programs: as many bands as 16-row bands allow
+    assert c.rows_per_band == 32  # 4096 rows, 4 programs: 128 bands make 512, 132 the wave
+
+
+def test_triton_cuda_launch_config_follows_occupancy():
+    """The grid is sized by the compiled kernel's resident programs per SM, asked for the
+    first tile and, when the lanes shrink, the last: more programs per SM, more programs."""
+    kernels = pytest.importorskip("stylegan_fast.ops.upfirdn2d.triton")
+    asked = []
+
+    def config(programs_per_sm, **kw):
+        def occupancy(launch):
+            asked.append((launch.block_lanes, launch.block_cols))
+            return programs_per_sm
+
+        args = dict(on_cuda=True, sms=132, programs_per_sm=occupancy, element_size=4,
+                    channels_last=False, lanes=64, lane_stride=256 * 256, groups=1,
+                    base_rows=256, base_cols=256, window_values=12)  # fmt: skip
+        args.update(kw)
+        return kernels.launch_config(**args)
+
+    c = config(4)
+    assert asked == [(2, 256), (1, 256)]  # the first tile, then the one launched
+    for programs_per_sm in (2, 4, 6):
+        c = config(programs_per_sm)
+        bands = -(-256 // c.rows_per_band)
+        assert 64 * bands >= 132 * programs_per_sm > 64 * (bands - 1)  # the first full wave
+    assert config(12).rows_per_band == 16  # a wave of 1584 would need bands under 16 rows
+    asked.clear()
+    config(4, lanes=4096)  # 2048 programs: more than a wave, nothing shrinks
+    assert asked == [(2, 256)]
 
 
 def test_triton_runs_the_cuda_launch_config(rng, monkeypatch):
-    """The kernel with the CUDA configuration (several bands: 1 SM asks for 8 programs), on
-    the interpreter."""
+    """The kernel with the CUDA configuration (several bands: 1 SM holding the default 4
+    programs asks for 4), on the interpreter."""
     testing.require_backend(OP, "triton", "cpu")
     from stylegan_fast.ops.upfirdn2d import triton as kernels
 
     real = kernels.launch_config
     monkeypatch.setattr(
-        kernels, "launch_config", lambda **kw: real(**{**kw, "on_cuda": True, "sm_count": 1})
+        kernels, "launch_config", lambda **kw: real(**{**kw, "on_cuda": True, "sms": 1})
     )
     f = setup_filter(BLUR)
     for layout in ("contiguous", "channels_last"):

@@ -2,10 +2,13 @@
 (``ops/_plane_norm_triton.py``) with the identity prologue, behind the ``adain_fwd_triton`` /
 ``adain_bwd_triton`` schemas. Imported on the first call of either (it imports triton).
 
-Memory traffic (``X`` = the bytes of x): forward ``2X`` (read x, write y: the minimum) and
-backward ``3X`` (read dy and x, write dx: the minimum), one launch each, for NCHW planes up to
-128x128 and channels_last up to 32x32; above that ``3X`` forward and ``5X`` backward (x, and dy,
-read twice), three launches each. See ``_plane_norm_triton`` for the plans.
+Memory traffic (``X`` = the bytes of x), one launch each way for NCHW planes up to 128x128 and
+channels_last up to 32x32: forward ``2X`` (read x, write y: the minimum), backward ``3X`` (read
+dy and x, write dx: the minimum). Planes up to 64x64 (channels_last 16x16 forward, 128 pixels
+backward) are read once; larger ones are swept twice by the program that owns them, loading
+``3X`` forward and ``5X`` backward, the second sweep from L2 (assumed, see the plans). Above
+128x128 (32x32): ``3X`` forward and ``5X`` backward from DRAM (x, and dy, read twice), three
+launches each. See ``_plane_norm_triton`` for the plans.
 """
 
 from __future__ import annotations

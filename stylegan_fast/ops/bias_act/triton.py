@@ -22,10 +22,12 @@ Bytes (the minimum, up to the bias and the small fp32 partials):
     forward   read x, write y                        (2 x numel x itemsize)
     backward  read dy and x, write dx, write db      (3 x numel x itemsize), one tile pass;
               db goes through fp32 partials, one row per program along the summed axis
-              ([groups, C], or [groups, rows] when the channel is per row; ~4 programs per SM
-              in all) and one more launch that adds them, skipped when the partials are
-              already db (one channel-in-columns group, or one group of a single sample).
-Compute runs in fp32 (fp64 for fp64 inputs) and every output is rounded once.
+              ([groups, C], or [groups, rows] when the channel is per row; as many programs in
+              all as one wave of the compiled kernel, _triton_partials.reduction_target) and
+              one more launch that adds them, skipped when the partials are already db (one
+              channel-in-columns group, or one group of a single sample).
+Compute runs in fp32 (fp64 for fp64 inputs) and every output is rounded once. alpha, gain and
+clamp are runtime arguments (float32 hi/lo pairs): a new value compiles nothing.
 
 Imports triton at module level; registration.py imports this module on the first Triton call.
 """
@@ -37,6 +39,7 @@ import triton
 import triton.language as tl
 
 from ... import _library
+from .. import _triton_launch as tl_launch
 from .. import _triton_partials as tp
 
 # The activation's code is a constexpr: each activation compiles to its own straight-line code.
@@ -70,10 +73,14 @@ _SOFTPLUS_THRESHOLD = tl.constexpr(20.0)
 #
 # One kernel serves forward and backward, with all the math inline: under TRITON_INTERPRET=1
 # every call of a nested @triton.jit function re-patches triton.language (~8 ms each), which
-# made helper functions cost more than the kernels themselves in the CPU test suite.
+# made helper functions cost more than the kernels themselves in the CPU test suite. The one
+# exception, the shared join of the float scalars, is three small calls a launch (0.1-0.3 ms
+# each measured, Triton 3.9 and 3.6).
 
 
-@triton.jit
+# groups and tiles_per_program follow the grid, which follows the compiled kernel's occupancy:
+# not specialised on, so the kernel compiled to measure it is the one launched.
+@triton.jit(do_not_specialize=["groups", "tiles_per_program"])
 def _bias_act_kernel(
     x_ptr,
     b_ptr,
@@ -85,15 +92,18 @@ def _bias_act_kernel(
     channels,
     groups,
     tiles_per_program,
+    alpha_hi,
+    alpha_lo,
+    gain_hi,
+    gain_lo,
+    clamp_hi,
+    clamp_lo,
     BACKWARD: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     CHANNEL_IN_COLS: tl.constexpr,
     COMPUTE_DB: tl.constexpr,
     ACT: tl.constexpr,
-    ALPHA: tl.constexpr,
-    GAIN: tl.constexpr,
     HAS_CLAMP: tl.constexpr,
-    CLAMP: tl.constexpr,
     COMPUTE: tl.constexpr,
     INDEX_64: tl.constexpr,
     BLOCK_R: tl.constexpr,
@@ -106,6 +116,11 @@ def _bias_act_kernel(
     # with COMPUTE_DB the program's dx sums (compute dtype, tile by tile, then one tree) go to
     # one row of db_ptr: fp32/fp64 partials [groups, C] or [groups, rows], or db itself when
     # one row covers everything. Bytes: x (and dy) read once, out written once.
+    # alpha, gain and clamp arrive as float32 (hi, lo) pairs (_triton_launch.float32_split):
+    # runtime values, so a new value compiles nothing; their sum is exact enough for float64.
+    alpha = tl_launch.join_float32(alpha_hi, alpha_lo, COMPUTE)
+    gain = tl_launch.join_float32(gain_hi, gain_lo, COMPUTE)
+    clamp = tl_launch.join_float32(clamp_hi, clamp_lo, COMPUTE)
     pid = tl.program_id(0)
     if INDEX_64:
         pid = pid.to(tl.int64)
@@ -139,7 +154,9 @@ def _bias_act_kernel(
         # a = act(v). Comparisons with NaN are false: every branch is placed so that NaN
         # propagates as in torch. Constants go through tl.full in the compute dtype: depending
         # on the Triton version a Python float met in arithmetic may be rounded to fp32 first,
-        # which would cost fp64 its precision (0.2 is not an fp32 number).
+        # which would cost fp64 its precision (0.2 is not an fp32 number). gain multiplies
+        # even when it is 1 (exact: x * 1 == x for every x, NaN and Inf included), so gain
+        # stays a runtime value; one multiply per element is free in a memory-bound kernel.
         if ACT == _TANH or ACT == _ELU or ACT == _SELU:
             # expm1(z) for z <= 0 to full relative precision (Kahan): u - 1 is exact near
             # u = 1 and (u - 1) / log(u) cancels the rounding of u. u == 1: |z| is below half
@@ -168,14 +185,14 @@ def _bias_act_kernel(
         elif ACT == _RELU:
             a = tl.where(v <= 0.0, 0.0, v)
         elif ACT == _LRELU:
-            a = tl.where(v > 0.0, v, v * tl.full(v.shape, ALPHA, COMPUTE))
+            a = tl.where(v > 0.0, v, v * alpha)
         elif ACT == _TANH:
             t = -expm1 / (2.0 + expm1)
             a = tl.where(v < 0.0, -t, t)
         elif ACT == _SIGMOID:
             a = sig
         elif ACT == _ELU:
-            a = tl.where(v <= 0.0, tl.full(v.shape, ALPHA, COMPUTE) * expm1, v)
+            a = tl.where(v <= 0.0, alpha * expm1, v)
         elif ACT == _SELU:
             neg = tl.full(v.shape, _SELU_SCALE_ALPHA, COMPUTE) * expm1
             a = tl.where(v <= 0.0, neg, tl.full(v.shape, _SELU_SCALE, COMPUTE) * v)
@@ -195,20 +212,16 @@ def _bias_act_kernel(
             g = tl.load(dy_ptr + offsets, mask=mask, other=0.0).to(COMPUTE)
             if HAS_CLAMP:
                 # torch.clamp passes the gradient where -clamp <= y <= clamp (false for NaN).
-                y = a
-                if GAIN != 1.0:
-                    y = y * tl.full(v.shape, GAIN, COMPUTE)
-                hi = tl.full(v.shape, CLAMP, COMPUTE)
-                g = tl.where((y >= -hi) & (y <= hi), g, 0.0)
-            if GAIN != 1.0:
-                g = g * tl.full(v.shape, GAIN, COMPUTE)
+                y = a * gain
+                g = tl.where((y >= -clamp) & (y <= clamp), g, 0.0)
+            g = g * gain
             # The gradient with respect to v: torch's backward formulas and branches.
             if ACT == _LINEAR:
                 out = g
             elif ACT == _RELU:
                 out = tl.where(v <= 0.0, 0.0, g)
             elif ACT == _LRELU:
-                out = tl.where(v > 0.0, g, g * tl.full(v.shape, ALPHA, COMPUTE))
+                out = tl.where(v > 0.0, g, g * alpha)
             elif ACT == _TANH:
                 out = g * (1.0 - a * a)
             elif ACT == _SIGMOID:
@@ -216,7 +229,7 @@ def _bias_act_kernel(
             elif ACT == _ELU:
                 # NaN takes the exponential branch (a NaN gradient), as torch's vectorised
                 # kernel does; exp(v) at v > 0 is never selected, hence min(v, 0).
-                scale = tl.full(v.shape, ALPHA, COMPUTE) * tl.exp(tl.where(v > 0.0, 0.0, v))
+                scale = alpha * tl.exp(tl.where(v > 0.0, 0.0, v))
                 out = tl.where(v > 0.0, g, g * scale)
             elif ACT == _SELU:
                 scale_neg = tl.full(v.shape, _SELU_SCALE_ALPHA, COMPUTE)
@@ -229,13 +242,10 @@ def _bias_act_kernel(
             if COMPUTE_DB:
                 acc += tl.where(mask, out, 0.0)
         else:
-            out = a
-            if GAIN != 1.0:
-                out = out * tl.full(v.shape, GAIN, COMPUTE)
+            out = a * gain
             if HAS_CLAMP:
                 # NaN passes through, as in torch.clamp.
-                hi = tl.full(v.shape, CLAMP, COMPUTE)
-                out = tl.where(out < -hi, -hi, tl.where(out > hi, hi, out))
+                out = tl.where(out < -clamp, -clamp, tl.where(out > clamp, clamp, out))
         tl.store(out_ptr + offsets, out.to(out_ptr.dtype.element_ty), mask=mask)
 
     if COMPUTE_DB:
@@ -311,8 +321,37 @@ def _launch(
     kept_blocks, summed_tiles = (
         (col_blocks, row_blocks) if channel_in_cols else (row_blocks, col_blocks)
     )
+    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    scalars = (
+        *tl_launch.float32_split(alpha),
+        *tl_launch.float32_split(gain),
+        *tl_launch.float32_split(0.0 if clamp is None else clamp),
+    )
+    flags = dict(
+        BACKWARD=dy is not None,
+        HAS_BIAS=b is not None,
+        CHANNEL_IN_COLS=channel_in_cols,
+        COMPUTE_DB=compute_db,
+        ACT=ACT_CODES[act],
+        HAS_CLAMP=clamp is not None,
+        COMPUTE=tl.float64 if x.dtype == torch.float64 else tl.float32,
+        # Partials hold fewer elements than x (at most one per tile row or column summed).
+        INDEX_64=tp.needs_int64_index(x.numel()),
+        BLOCK_R=block_r,
+        BLOCK_C=block_c,
+        num_warps=config.num_warps,
+    )
+    # Pointers that are never read stand in for None.
+    inputs = (xc, b if b is not None else xc, dyc if dyc is not None else xc, out)
+    sizes = (rows, cols, channels)
     if compute_db:
-        tiles_per_program, groups = tp.split_reduction(kept_blocks, summed_tiles, config)
+        # db's sums split along the summed axis until the grid is one wave of the compiled
+        # kernel (its partials buffer stands in as a placeholder of the same dtype).
+        target = tp.reduction_target(
+            config, _bias_act_kernel, x, *inputs, x.new_empty([0], dtype=acc_dtype), *sizes,
+            1, 1, *scalars, **flags,
+        )  # fmt: skip
+        tiles_per_program, groups = tp.split_reduction(kept_blocks, summed_tiles, target)
     else:
         tiles_per_program, groups = 1, summed_tiles  # nothing to sum: one tile per program
     # Partials: [groups, C] (channel in cols) or [groups, outer * C] (channel per row); a
@@ -322,34 +361,12 @@ def _launch(
     if compute_db and groups * kept_len == channels:
         db = partials = _library.new_output([channels], x)
     elif compute_db:
-        acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         partials = _library.new_output([groups, kept_len], x, dtype=acc_dtype)
-    _bias_act_kernel[(kept_blocks * groups,)](
-        xc,
-        b if b is not None else xc,  # pointers that are never read stand in for None
-        dyc if dyc is not None else xc,
-        out,
-        partials if partials is not None else out,
-        rows,
-        cols,
-        channels,
-        groups,
-        tiles_per_program,
-        BACKWARD=dy is not None,
-        HAS_BIAS=b is not None,
-        CHANNEL_IN_COLS=channel_in_cols,
-        COMPUTE_DB=compute_db,
-        ACT=ACT_CODES[act],
-        ALPHA=float(alpha),
-        GAIN=float(gain),
-        HAS_CLAMP=clamp is not None,
-        CLAMP=0.0 if clamp is None else float(clamp),
-        COMPUTE=tl.float64 if x.dtype == torch.float64 else tl.float32,
-        INDEX_64=tp.needs_int64_index(x.numel(), partials.numel() if partials is not None else 0),
-        BLOCK_R=block_r,
-        BLOCK_C=block_c,
-        num_warps=config.num_warps,
-    )
+    tl_launch.launch(
+        _bias_act_kernel, (kept_blocks * groups,), x,
+        *inputs, partials if partials is not None else out, *sizes, groups, tiles_per_program,
+        *scalars, **flags,
+    )  # fmt: skip
     if compute_db and db is None:
         db = tp.sum_partials(partials.view(-1, channels), x.dtype)
     return out, db

@@ -13,6 +13,10 @@ of instance norm alone (``X`` = the bytes of x; the noise plane adds X/C a read)
   (the plane kernel and the ordered batch sum of dbias/dnoise_strength); ``5X`` above (dy and x
   read twice), four launches. dnoise, when noise requires grad, adds a kernel that re-reads dy
   and x (``+2X``).
+- planes above 64x64 (channels_last: 16x16 forward, 128 pixels backward) up to those limits are
+  swept twice by the program that owns them: the kernels load ``3X`` forward and ``5X``
+  backward, the second sweep assumed to hit L2, so DRAM sees the figures above (see
+  ``_plane_norm_triton``).
 
 torch.compile of the reference moves at least ``3X`` forward and ``5X`` backward at every size
 (a reduction kernel, then a pointwise one that re-reads its input), so the one-pass plan is

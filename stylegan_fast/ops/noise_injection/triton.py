@@ -36,6 +36,7 @@ import triton
 import triton.language as tl
 
 from ... import _library
+from .. import _triton_launch as tl_launch
 from .. import _triton_partials as tp
 
 # Kernels have no nested @triton.jit helpers: under TRITON_INTERPRET=1 each nested call
@@ -98,7 +99,9 @@ def _noise_fwd_kernel(
     tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-@triton.jit
+# groups and tiles_per_program follow the grid, which follows the compiled kernel's occupancy:
+# not specialised on, so the kernel compiled to measure it is the one launched.
+@triton.jit(do_not_specialize=["groups", "tiles_per_program"])
 def _noise_bwd_kernel(
     dy_ptr,
     noise_ptr,
@@ -260,7 +263,10 @@ def noise_injection_fwd(
         block_ch = min(tp.next_power_of_2(channels), max(1, config.tile // block_p))
         tiles = batch * triton.cdiv(pixels, block_p)
     grid = (tiles * triton.cdiv(channels, block_ch),)
-    _noise_fwd_kernel[grid](
+    tl_launch.launch(
+        _noise_fwd_kernel,
+        grid,
+        x,
         xc,
         noise.contiguous(),
         strength.contiguous(),
@@ -312,17 +318,40 @@ def noise_injection_bwd(
         block_p = min(tp.next_power_of_2(batch * pixels), max(1, config.tile // block_ch))
         kept_blocks = triton.cdiv(channels, block_ch)
         summed_tiles = triton.cdiv(batch * pixels, block_p)
-        tiles_per_program, groups = tp.split_reduction(kept_blocks, summed_tiles, config)
-        dnoise_splits, dstrength_rows = kept_blocks, groups
     else:
         # [N, C, H*W]: kept (sample, pixel block), summed (for dnoise) the channels.
         block_p = min(tp.next_power_of_2(pixels), config.max_cols)
         block_ch = min(tp.next_power_of_2(channels), max(1, config.tile // block_p))
         kept_blocks = batch * triton.cdiv(pixels, block_p)
         summed_tiles = triton.cdiv(channels, block_ch)
-        tiles_per_program, groups = tp.split_reduction(kept_blocks, summed_tiles, config)
-        dnoise_splits, dstrength_rows = groups, kept_blocks
     acc_dtype = _acc_dtype(dy)
+    noise_c, strength_c = noise.contiguous(), strength.contiguous()
+    sizes = (batch, channels, pixels, batch * pixels)
+    flags = dict(
+        NOISE_PER_SAMPLE=noise_per_sample,
+        CHANNELS_LAST=channels_last,
+        COMPUTE_DNOISE=compute_dnoise,
+        COMPUTE_DSTRENGTH=compute_dstrength,
+        COMPUTE=_compute(dy),
+        # The partials hold fewer elements than dy (at most one per channel or pixel tile).
+        INDEX_64=tp.needs_int64_index(dy.numel()),
+        BLOCK_P=block_p,
+        BLOCK_CH=block_ch,
+        num_warps=config.num_warps,
+    )
+    # The sums split until the grid is one wave of the compiled kernel (placeholders of the
+    # partials' dtype stand in for the buffers, whose sizes follow the split).
+    placeholder = dy.new_empty([0], dtype=acc_dtype)
+    target = tp.reduction_target(
+        config, _noise_bwd_kernel, dy, dyc, noise_c, strength_c,
+        placeholder if compute_dnoise else dyc, placeholder if compute_dstrength else dyc,
+        *sizes, 1, 1, **flags,
+    )  # fmt: skip
+    tiles_per_program, groups = tp.split_reduction(kept_blocks, summed_tiles, target)
+    # channels_last splits dnoise by channel block and dstrength by group; NCHW the reverse.
+    dnoise_splits, dstrength_rows = (
+        (kept_blocks, groups) if channels_last else (groups, kept_blocks)
+    )
     # Write straight into the outputs where one split / one row holds the whole sum.
     dnoise_direct = compute_dnoise and dnoise_splits == 1 and noise_per_sample
     dstrength_direct = compute_dstrength and dstrength_rows == 1
@@ -332,28 +361,12 @@ def noise_injection_bwd(
     dstrength_buffer = dstrength
     if compute_dstrength and not dstrength_direct:
         dstrength_buffer = _library.new_output([dstrength_rows, channels], dy, dtype=acc_dtype)
-    _noise_bwd_kernel[(kept_blocks * groups,)](
-        dyc,
-        noise.contiguous(),
-        strength.contiguous(),
+    tl_launch.launch(
+        _noise_bwd_kernel, (kept_blocks * groups,), dy, dyc, noise_c, strength_c,
         dnoise_buffer if compute_dnoise else dyc,  # pointers never used stand in for empties
         dstrength_buffer if compute_dstrength else dyc,
-        batch,
-        channels,
-        pixels,
-        batch * pixels,
-        groups,
-        tiles_per_program,
-        NOISE_PER_SAMPLE=noise_per_sample,
-        CHANNELS_LAST=channels_last,
-        COMPUTE_DNOISE=compute_dnoise,
-        COMPUTE_DSTRENGTH=compute_dstrength,
-        COMPUTE=_compute(dy),
-        INDEX_64=tp.needs_int64_index(dy.numel(), dnoise_splits * batch * pixels),
-        BLOCK_P=block_p,
-        BLOCK_CH=block_ch,
-        num_warps=config.num_warps,
-    )
+        *sizes, groups, tiles_per_program, **flags,
+    )  # fmt: skip
     if compute_dnoise and not dnoise_direct:
         # [splits, N*H*W] -> per-sample [N*H*W], or shared [H*W] (rows = splits * N).
         rows = dnoise_splits if noise_per_sample else dnoise_splits * batch

@@ -37,9 +37,11 @@ Memory traffic (the reason for the shape of the kernel; E = input elements):
 
 Launch: grid = groups x lane blocks x row bands x column blocks (flattened on axis 0, column
 blocks fastest so neighbouring programs share halo rows in L2). On CUDA a tile holds 16 bytes
-per thread per load unless the window is large, 4 warps, and row bands are split only while
-the grid has fewer than 8 programs per SM (``launch_config``). Compiled ahead of time for
-sm_90 (Triton 3.9 and 3.6) the StyleGAN cases use 70-164 registers with no spills. Under
+per thread per load unless the window is large, 4 warps; lanes shrink and row bands split only
+while the grid is short of one wave of the compiled kernel (its resident programs per SM times
+the SMs, ``launch_config``). Compiled ahead of time for sm_90 (Triton 3.9 and 3.6,
+``.ci/compile_triton.py``) every case uses 40-128 registers (4-12 programs per SM) with no
+spills. The gain is a runtime float32 hi/lo pair: a new gain compiles nothing. Under
 ``TRITON_INTERPRET=1`` (CPU tensors) every interpreted operation costs ~0.2 ms, so one
 program covers a whole test tensor.
 """
@@ -48,14 +50,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import struct
+from collections.abc import Callable
 
 import torch
 import triton
 import triton.language as tl
 
 from ... import _library
+from .. import _triton_launch as tl_launch
 from . import registration
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -149,7 +151,9 @@ def _phase_sum(
 # interleaved up=2 rows keep the known unit stride and store 128-bit vectors (after one
 # register shuffle through shared memory); NHWC keeps 128-bit vectors throughout (contiguous
 # channels).
-@triton.jit(do_not_specialize=["unit_stride"])
+# (The row bands, rows_per_band and row_bands, follow the compiled kernel's occupancy; they are
+# not specialised on either, so the kernel compiled to measure it is the one launched.)
+@triton.jit(do_not_specialize=["unit_stride", "rows_per_band", "row_bands"])
 def _upfirdn2d_kernel(
     x_ptr,
     f_ptr,
@@ -240,7 +244,7 @@ def _upfirdn2d_kernel(
 
     # Cross-correlation taps times gain, g[ay, ax] at ay * FW + ax. gain = gain_hi + gain_lo
     # carries a float64 gain to ~2^-48 through two float32 arguments.
-    gain = tl.cast(gain_hi, ACC) + tl.cast(gain_lo, ACC)
+    gain = tl_launch.join_float32(gain_hi, gain_lo, ACC)
     taps = ()
     if SEPARABLE:  # f: [FH] (FH == FW), applied along both axes: g[ay, ax] = g1[ay] * g1[ax]
         taps_1d = ()
@@ -336,26 +340,6 @@ def _upfirdn2d_kernel(
         fresh = upcoming
 
 
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
-
-
-@functools.lru_cache(maxsize=8)
-def _sm_count(device_index: int) -> int:
-    return torch.cuda.get_device_properties(device_index).multi_processor_count
-
-
-def _float32_split(value: float) -> tuple[float, float]:
-    """``(hi, lo)``, both float32-representable, with ``hi + lo`` equal to ``value`` to
-    ~2^-48 relative (Triton passes Python floats as float32)."""
-    try:
-        hi = struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        hi = float("inf") if value > 0 else float("-inf")
-    lo = value - hi if abs(hi) != float("inf") else 0.0
-    return hi, lo
-
-
 @dataclasses.dataclass(frozen=True)
 class Launch:
     """A launch's tile (``block_lanes`` x ``block_cols`` base positions per row step), the base
@@ -369,7 +353,8 @@ class Launch:
 
 def launch_config(
     on_cuda: bool,
-    sm_count: int,
+    sms: int,
+    programs_per_sm: Callable[[Launch], int],
     element_size: int,
     channels_last: bool,
     lanes: int,
@@ -379,9 +364,12 @@ def launch_config(
     base_cols: int,
     window_values: int,
 ) -> Launch:
-    """Tile sizes and row bands (see the module docstring). ``lane_stride``: the larger of the
-    input's and output's element distance between lanes; ``window_values``: tensors a thread
-    keeps per base position (window plus prefetched rows)."""
+    """Tile sizes and row bands (see the module docstring). ``sms``: the GPU's SMs;
+    ``programs_per_sm(launch)``: resident programs per SM of the kernel compiled with that
+    launch's tile (asked for the first tile and, if the lanes shrink, the last);
+    ``lane_stride``: the larger of the input's and output's element distance between lanes;
+    ``window_values``: tensors a thread keeps per base position (window plus prefetched
+    rows)."""
     next_pow2 = triton.next_power_of_2
     if on_cuda:
         num_warps = 4
@@ -411,17 +399,23 @@ def launch_config(
     def programs():
         return groups * triton.cdiv(lanes, block_lanes) * triton.cdiv(base_cols, block_cols)
 
-    # Small images (8-32 px, C = 512): fewer lanes per tile, down to one element per thread,
-    # until there are 4 programs per SM (a 128-program grid leaves SMs idle and every program
-    # pays the full row latency).
-    one_per_thread = 32 * num_warps if on_cuda else 1
-    while (
-        programs() < 4 * sm_count and block_lanes > 1 and block_lanes * block_cols > one_per_thread
-    ):
+    # One wave: as many programs as the SMs hold at once (the compiled kernel's registers,
+    # warps and shared memory decide; ptxas gives these kernels 4-12 programs per SM), all
+    # resident together. Small images (8-32 px, C = 512): fewer lanes per tile, down to one
+    # element per thread, until the grid reaches a wave (a 128-program grid leaves SMs idle and
+    # every program pays the full row latency). Shrinking only lightens the kernel, so the
+    # first tile's wave is the least the last one's can be.
+    one_per_thread = 32 * num_warps
+    wave = sms * programs_per_sm(Launch(block_lanes, block_cols, base_rows, num_warps))
+    shrunk = False
+    while programs() < wave and block_lanes > 1 and block_lanes * block_cols > one_per_thread:
         block_lanes //= 2
+        shrunk = True
+    if shrunk:
+        wave = sms * programs_per_sm(Launch(block_lanes, block_cols, base_rows, num_warps))
     # Bands of at least 16 base rows (a band re-reads its halo rows once), split further only
-    # while the grid has fewer than 8 programs per SM.
-    bands = max(1, min(triton.cdiv(8 * sm_count, programs()), triton.cdiv(base_rows, 16)))
+    # while the grid is short of a wave of the kernel launched.
+    bands = max(1, min(triton.cdiv(wave, programs()), triton.cdiv(base_rows, 16)))
     return Launch(block_lanes, block_cols, triton.cdiv(base_rows, bands), num_warps)
 
 
@@ -454,7 +448,7 @@ def upfirdn2d_fwd(
         raise RuntimeError(f"{op}: up and down must be >= 1")
     if f.device != x.device:
         raise RuntimeError(f"{op}: f is on {f.device} but x is on {x.device}")
-    if x.device.type == "cpu" and not _interpreting():
+    if x.device.type == "cpu" and not tl_launch.INTERPRETING:
         raise RuntimeError(f"{op}: CPU tensors need TRITON_INTERPRET=1 set before importing triton")
     fh, fw = f.shape[0], f.shape[-1]
     reason = registration.triton_reason(fh, fw, (upx, upy), (downx, downy))
@@ -487,9 +481,37 @@ def upfirdn2d_fwd(
     base_rows = triton.cdiv(out_h, upy)
     base_cols = triton.cdiv(out_w, upx)
     keep_y = max(plan_y.window - downy, 0)
+    gain_hi, gain_lo = tl_launch.float32_split(gain)
+    fc = f.contiguous()
+
+    def arguments(launch: Launch, lane_blocks: int, row_bands: int, col_blocks: int):
+        args = (
+            xc, fc, y, lanes, H, W, out_h, out_w, *x_strides, *y_strides,
+            base_rows, launch.rows_per_band, lane_blocks, row_bands, col_blocks,
+            plan_y.offset, plan_x.offset, gain_hi, gain_lo, 1,
+        )  # fmt: skip
+        kwargs = dict(
+            PHASES_Y=plan_y.phases, PHASES_X=plan_x.phases,
+            WIN_Y=plan_y.window, WIN_X=plan_x.window, KEEP_Y=keep_y,
+            UPY=upy, UPX=upx, DOWNY=downy, DOWNX=downx, FH=fh, FW=fw,
+            SEPARABLE=f.dim() == 1, FLIP=bool(flip_filter), CHANNELS_LAST=channels_last,
+            INTERLEAVE_X=not channels_last and upx == 2, FLOAT64=x.dtype == torch.float64,
+            BLOCK_LANES=launch.block_lanes, BLOCK_COLS=launch.block_cols,
+            num_warps=launch.num_warps,
+        )  # fmt: skip
+        return args, kwargs
+
+    def programs_per_sm(launch: Launch) -> int:
+        # The band counts are not specialised on: any value compiles the same kernel.
+        lane_blocks = triton.cdiv(lanes, launch.block_lanes)
+        col_blocks = triton.cdiv(base_cols, launch.block_cols)
+        args, kwargs = arguments(launch, lane_blocks, 1, col_blocks)
+        return tl_launch.programs_per_sm(_upfirdn2d_kernel, x, *args, **kwargs)
+
     launch = launch_config(
         on_cuda=x.is_cuda,
-        sm_count=_sm_count(x.device.index or 0) if x.is_cuda else 0,
+        sms=tl_launch.device_limits(x).sms if x.is_cuda else 0,
+        programs_per_sm=programs_per_sm,
         element_size=x.element_size(),
         channels_last=channels_last,
         lanes=lanes,
@@ -502,20 +524,7 @@ def upfirdn2d_fwd(
     lane_blocks = triton.cdiv(lanes, launch.block_lanes)
     col_blocks = triton.cdiv(base_cols, launch.block_cols)
     row_bands = triton.cdiv(base_rows, launch.rows_per_band)
-    gain_hi, gain_lo = _float32_split(float(gain))
+    args, kwargs = arguments(launch, lane_blocks, row_bands, col_blocks)
     grid = (groups * lane_blocks * row_bands * col_blocks,)
-    _upfirdn2d_kernel[grid](
-        xc, f.contiguous(), y,
-        lanes, H, W, out_h, out_w,
-        *x_strides, *y_strides,
-        base_rows, launch.rows_per_band, lane_blocks, row_bands, col_blocks,
-        plan_y.offset, plan_x.offset, gain_hi, gain_lo, 1,
-        PHASES_Y=plan_y.phases, PHASES_X=plan_x.phases,
-        WIN_Y=plan_y.window, WIN_X=plan_x.window, KEEP_Y=keep_y,
-        UPY=upy, UPX=upx, DOWNY=downy, DOWNX=downx, FH=fh, FW=fw,
-        SEPARABLE=f.dim() == 1, FLIP=bool(flip_filter), CHANNELS_LAST=channels_last,
-        INTERLEAVE_X=not channels_last and upx == 2, FLOAT64=x.dtype == torch.float64,
-        BLOCK_LANES=launch.block_lanes, BLOCK_COLS=launch.block_cols,
-        num_warps=launch.num_warps,
-    )  # fmt: skip
+    tl_launch.launch(_upfirdn2d_kernel, grid, x, *args, **kwargs)
     return y
