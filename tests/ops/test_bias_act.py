@@ -271,6 +271,32 @@ def test_parity_r1_pattern(impl, dtype, layout, act, rng):
         testing.assert_close(g, g64, dtype, f"R1 {name}", slack)
 
 
+def test_r1_second_order_spreads_no_zero_bias_gradient(rng):
+    """R1's double backward asks for no db: the *_bwd op's backward must get None for it, not
+    a materialised zero spread over a full-size tensor (one needless full-size add kernel per
+    bias_act layer of D, as the Triton path did before ctx.set_materialize_grads(False))."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    x = testing.make_tensor([2, 4, 6, 6], torch.float32, generator=rng, requires_grad=True)
+    b = testing.make_tensor([4], torch.float32, generator=rng, requires_grad=True)
+    impl = "triton" if "triton" in _backend.available_backends(OP, "cpu") else "cpp"
+    y = bias_act(x, b, act="lrelu", impl=impl)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+
+    class FullSizeAdds(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket.__name__ == "add" and out.numel() == x.numel():
+                FullSizeAdds.count += 1
+            return out
+
+    with FullSizeAdds():
+        g.square().sum().backward()
+    assert FullSizeAdds.count == 0
+
+
 @pytest.mark.parametrize("impl", CPU_IMPLS)
 @pytest.mark.parametrize("act", ["relu", "lrelu", "tanh", "elu", "softplus"])
 def test_nan_and_inf_propagate_like_reference(impl, act, rng):
@@ -305,9 +331,11 @@ def test_empty_tensors(impl):
 
 # --- Triton: the GPU launch structure, under the interpreter, and on a GPU -------------------
 
-# Tiles of 16 elements at most 4 wide, and reductions split for 6 programs: a test tensor
-# then spans many tiles, several programs per bias channel and the partial-sum kernel.
-SMALL_TILES = dict(tile=16, max_cols=4, target_programs=6, num_warps=1, sum_kernel=True)
+# Tiles of 16 elements at most 4 wide, and reductions split for 6 programs (2 SMs x 3 resident
+# programs): a test tensor then spans many tiles, several programs per bias channel and the
+# partial-sum kernel.
+SMALL_TILES = dict(tile=16, max_cols=4, sms=2, num_warps=1, sum_kernel=True)
+SMALL_TILES_PROGRAMS_PER_SM = 3
 
 
 @pytest.mark.parametrize(
@@ -330,6 +358,9 @@ def test_triton_multi_tile_launches_match_reference(shape, dim, layout, dtype, r
 
     config = _triton_partials.LaunchConfig(**SMALL_TILES)
     monkeypatch.setattr(_triton_partials, "launch_config", lambda t: config)
+    monkeypatch.setattr(
+        _triton_partials.tl_launch, "programs_per_sm", lambda *a, **k: SMALL_TILES_PROGRAMS_PER_SM
+    )
     # float64 also takes the int64-index path of tensors with 2**31 elements or more.
     wide_index = dtype == torch.float64
     monkeypatch.setattr(_triton_partials, "needs_int64_index", lambda *numels: wide_index)

@@ -64,6 +64,11 @@ def _register(suffix: str) -> Kernels:
 
     def bwd_setup(ctx, inputs, output):
         dy, x, b, *params, compute_db = inputs
+        # R1 differentiates dx only: without this, autograd would hand bwd_backward a
+        # materialised zero grad_db and spread it over a full-size tensor (one extra add
+        # kernel per bias_act layer of D, counted under the interpreter; csrc/autograd.cpp's
+        # C++ node already passes None).
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(dy, x, b)
         ctx.params = tuple(params)
         ctx.compute_db = compute_db
