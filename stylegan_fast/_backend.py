@@ -3,9 +3,10 @@
 Backends: ``ref`` (eager PyTorch, always available), ``cpp`` (C++ CPU kernels in ``_C``),
 ``cuda`` (CUDA kernels in ``_C``), ``triton`` (Triton kernels; CPU tensors only under
 ``TRITON_INTERPRET=1``). ``impl="auto"`` picks, for CPU tensors, ``cpp`` then ``ref``; for
-CUDA tensors, the op's measured preference order then ``ref``. An automatic fallback from the
-first choice warns once (:class:`FallbackWarning`). An explicit impl, as an argument or through
-``STYLEGAN_FAST_IMPL_<OP>`` / ``STYLEGAN_FAST_IMPL``, that cannot serve raises
+CUDA tensors, the order of the preference table (``_preferences``: per op, memory layout and
+plane size class, each entry predicted or measured on a named GPU) then ``ref``. An automatic
+fallback from the first choice warns once (:class:`FallbackWarning`). An explicit impl, as an
+argument or through ``STYLEGAN_FAST_IMPL_<OP>`` / ``STYLEGAN_FAST_IMPL``, that cannot serve raises
 ``NotImplementedError`` listing every backend's reason.
 
 Resolution reads only Python data (tables filled at import, ``os.environ``, tensor metadata),
@@ -22,7 +23,7 @@ from collections.abc import Mapping
 
 import torch
 
-from . import _library
+from . import _library, _preferences
 
 BACKENDS = ("ref", "cpp", "triton", "cuda")
 IMPLS = ("auto", *BACKENDS)
@@ -43,10 +44,9 @@ class OpKernels:
     name: str
     extension_op: str | None
     triton_op: str | None
-    # impl="auto" tries these in order (then ref). CUDA order: a guess (cuda before triton)
-    # until GPU benchmarks are recorded; none has been run on a GPU yet.
+    # impl="auto" on CPU tensors tries these in order (then ref); on CUDA tensors the order
+    # comes from the preference table (_preferences.TABLE).
     cpu_preference: tuple[str, ...] = ("cpp",)
-    cuda_preference: tuple[str, ...] = ("cuda", "triton")
 
 
 _OPS: dict[str, OpKernels] = {}
@@ -59,14 +59,15 @@ _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
 
 _IMPL_ENV: dict[str, str] = {}  # op -> its STYLEGAN_FAST_IMPL_<OP> variable's name
-_AUTO_ORDER: dict[tuple[str, str], tuple[str, ...]] = {}
+_CPU_ORDER: dict[str, tuple[str, ...]] = {}
+# An op the table has no entry for (a new op before its first GPU run) tries this.
+_DEFAULT_CUDA_ORDER = ("cuda", "triton")
 
 
 def register(op: OpKernels) -> None:
     _OPS[op.name] = op
     _IMPL_ENV[op.name] = f"STYLEGAN_FAST_IMPL_{op.name.upper()}"
-    _AUTO_ORDER[(op.name, "cpu")] = (*op.cpu_preference, "ref")
-    _AUTO_ORDER[(op.name, "cuda")] = (*op.cuda_preference, "ref")
+    _CPU_ORDER[op.name] = (*op.cpu_preference, "ref")
 
 
 def _static_reason(op: OpKernels, backend: str, device_type: str) -> str | None:
@@ -138,9 +139,17 @@ def requested_impl(op_name: str, impl: str) -> str:
     return impl
 
 
-def auto_order(op_name: str, device_type: str) -> tuple[str, ...]:
-    """The backends impl="auto" tries, in order, for ``device_type`` tensors."""
-    return _AUTO_ORDER.get((op_name, device_type), ("ref",))
+def auto_order(
+    op_name: str, device_type: str, layout: str = "nchw", size: str = "large"
+) -> tuple[str, ...]:
+    """The backends impl="auto" tries, in order, for ``device_type`` tensors of ``layout``
+    and plane ``size`` class (see ``_preferences``; both matter on CUDA only)."""
+    if device_type == "cpu":
+        return _CPU_ORDER.get(op_name, ("ref",))
+    if device_type != "cuda" or op_name not in _OPS:
+        return ("ref",)
+    entry = _preferences.TABLE.get((op_name, layout, size))
+    return (*(entry.order if entry is not None else _DEFAULT_CUDA_ORDER), "ref")
 
 
 def resolve(
@@ -148,11 +157,14 @@ def resolve(
     impl: str,
     device: torch.device,
     op_reasons: Mapping[str, str | None] | None = None,
+    x: torch.Tensor | None = None,
 ) -> str:
     """The backend that serves a call of ``op_name`` on ``device``.
 
     ``op_reasons`` maps a backend to why it cannot serve these particular arguments (a filter
     it has no kernel for, say); backends absent from it are limited only by availability.
+    ``x``, the op's main input, picks the preference table's entry (layout and plane size) on
+    CUDA; without it the ``nchw``/``large`` entry applies.
     """
     requested = requested_impl(op_name, impl)
     if requested != "auto":
@@ -163,7 +175,12 @@ def resolve(
             f"{op_name}: impl={requested!r} cannot serve these inputs ({device.type} tensors): "
             f"{reason}.\n" + describe(op_name, device, op_reasons)
         )
-    order = auto_order(op_name, device.type)
+    if x is not None and device.type == "cuda":
+        order = auto_order(
+            op_name, device.type, _preferences.layout_of(x), _preferences.size_class(x)
+        )
+    else:
+        order = auto_order(op_name, device.type)
     for backend in order:
         if _reason(op_name, backend, device, op_reasons) is None:
             if backend != order[0]:

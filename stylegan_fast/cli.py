@@ -9,6 +9,8 @@ import sys
 
 import torch
 
+from stylegan_fast import _backend, _preferences
+
 ENVIRONMENT_VARIABLES = {
     "STYLEGAN_FAST_IMPL": "default impl for every op: auto, ref, cpp, cuda or triton",
     "STYLEGAN_FAST_IMPL_<OP>": "impl for one op, e.g. STYLEGAN_FAST_IMPL_BIAS_ACT=ref",
@@ -23,7 +25,7 @@ ENVIRONMENT_VARIABLES = {
 def info(_args: argparse.Namespace) -> int:
     """Versions, the extension's state, and which backend serves each op on CPU and CUDA."""
     import stylegan_fast
-    from stylegan_fast import _backend, _library
+    from stylegan_fast import _library
 
     print(f"stylegan_fast {stylegan_fast.__version__}")
     print(f"python        {platform.python_version()} ({sys.executable})")
@@ -58,15 +60,48 @@ def info(_args: argparse.Namespace) -> int:
         )
         for op in _backend.registered_ops():
             order = _backend.auto_order(op, device_type)
-            chosen = next(b for b in order if b in _backend.available_backends(op, device))
-            print(f"  {op}: auto -> {chosen}   (order: {', '.join(order)})")
+            if device_type == "cpu":
+                print(
+                    f"  {op}: auto -> {_first_available(op, device, order)}   (order: "
+                    f"{', '.join(order)})"
+                )
+            else:
+                print(f"  {op}:")
+                _print_preferences(op, device)
             print(_backend.describe(op, device, indent="      "))
         print()
+    print(f"CUDA preference table: {_preferences.PREFERENCES_FILE}")
+    print()
     print("environment variables:")
     for name, meaning in ENVIRONMENT_VARIABLES.items():
         value = os.environ.get(name)
         print(f"  {name:32s} {meaning}" + (f"  [set: {value}]" if value is not None else ""))
     return 0
+
+
+def _first_available(op: str, device: torch.device, order) -> str:
+    available = _backend.available_backends(op, device)
+    return next(b for b in order if b in available)
+
+
+def _print_preferences(op: str, device: torch.device) -> None:
+    """The preference table's rows for ``op``: layout, size class, order, the backend auto
+    picks here, and where each order came from (predicted, or measured on which GPU) as
+    numbered notes under the rows."""
+    sources: list[str] = []
+    for layout in _preferences.LAYOUTS:
+        for size in _preferences.SIZE_CLASSES:
+            order = _backend.auto_order(op, "cuda", layout, size)
+            entry = _preferences.TABLE.get((op, layout, size))
+            source = entry.source if entry is not None else "not in the table: default order"
+            if source not in sources:
+                sources.append(source)
+            print(
+                f"    {layout:13s} {size:6s} order {', '.join(order):20s} auto -> "
+                f"{_first_available(op, device, order):6s} [{sources.index(source) + 1}]"
+            )
+    for i, source in enumerate(sources, 1):
+        print(f"    [{i}] {source}")
 
 
 class UsageError(Exception):

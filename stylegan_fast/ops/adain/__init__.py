@@ -54,7 +54,7 @@ def adain(
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"{op}: eps must be finite and >= 0, got {eps}")
 
-    backend = _backend.resolve(op, impl, x.device)
+    backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
         return reference.adain(x, scale, bias, eps)
     kernels = registration.TRITON if backend == "triton" else registration.EXTENSION

@@ -70,7 +70,7 @@ def bias_act(
     else:
         dim = 0  # unused without a bias; one canonical value keeps compiled graphs shared
 
-    backend = _backend.resolve(op, impl, x.device)
+    backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
         return reference.bias_act(x, b, dim, act, alpha, gain, clamp)
     kernels = registration.TRITON if backend == "triton" else registration.EXTENSION

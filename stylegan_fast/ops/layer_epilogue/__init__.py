@@ -102,7 +102,7 @@ def layer_epilogue(
                 )
             v.check_like(op, "noise", noise, x)
 
-    backend = _backend.resolve(op, impl, x.device)
+    backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
         return reference.layer_epilogue(
             x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps

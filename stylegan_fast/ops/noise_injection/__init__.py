@@ -79,7 +79,7 @@ def noise_injection(
         v.check_like(op, "noise", noise, x)
 
     # Resolved before drawing, so a refused impl leaves the generator's state untouched.
-    backend = _backend.resolve(op, impl, x.device)
+    backend = _backend.resolve(op, impl, x.device, x=x)
     if noise is None:
         noise = torch.randn(
             [batch, 1, height, width], generator=generator, dtype=x.dtype, device=x.device

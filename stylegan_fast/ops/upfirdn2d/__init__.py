@@ -165,7 +165,7 @@ def _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl) -> torch.Te
     triton_reason = registration.triton_reason(fh, fw, up, down)
     if triton_reason is not None and reasons is None:
         reasons = {"triton": triton_reason}
-    backend = _backend.resolve(OP, impl, x.device, op_reasons=reasons)
+    backend = _backend.resolve(OP, impl, x.device, op_reasons=reasons, x=x)
     if backend == "ref":
         return reference.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
     kernels = registration.TRITON if backend == "triton" else registration.EXTENSION
