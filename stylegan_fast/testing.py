@@ -189,3 +189,31 @@ def require_backend(op_name: str, impl: str, device: torch.device | str) -> None
             f"{op_name}: impl={impl!r} has kernels but cannot run here:\n"
             + _backend.describe(op_name, device)
         )
+
+
+# aten ops that copy a device value to the host (or size an output by data): inside a CUDA
+# graph capture they fail, and in a training loop each one stalls the CPU until the GPU
+# catches up. `.item()`, `bool(t)` and `int(t)` all reach _local_scalar_dense.
+HOST_SYNC_OPS = frozenset(
+    {"_local_scalar_dense", "nonzero", "equal", "masked_select", "_unique2", "unique_dim"}
+)
+
+
+class HostSyncError(RuntimeError):
+    """An op that syncs with the host ran inside :func:`forbid_host_syncs`."""
+
+
+def forbid_host_syncs():
+    """A context manager that raises :class:`HostSyncError` on any op of
+    :data:`HOST_SYNC_OPS`, forward or backward. It runs on CPU tensors too, so a CPU test can
+    prove that code is capturable in a CUDA graph (no device-to-host copy) without a GPU."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _ForbidHostSyncs(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if name in HOST_SYNC_OPS:
+                raise HostSyncError(f"host sync: aten.{name} ran (a .item(), bool() or int()?)")
+            return func(*args, **(kwargs or {}))
+
+    return _ForbidHostSyncs()

@@ -65,7 +65,7 @@ def test_a_provider_that_raises_is_recorded_not_fatal():
     def raising_call(inputs):
         raise RuntimeError("double backward is not supported\nsecond line")
 
-    row = harness._time_one(
+    row = harness.time_one(
         bench,
         raising_call,
         "compile",

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import adain
-from .harness import OpBench, nbytes
+from .harness import OpBench, nbytes, randn
 from .shapes import layer_shapes
 
 
 def _make_inputs(shape, dtype, device, generator):
     n, c = shape[:2]
-    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
-    scale = (1 + torch.randn(n, c, generator=generator)).to(device=device, dtype=dtype)
-    bias = torch.randn(n, c, generator=generator).to(device=device, dtype=dtype)
+    x = randn(shape, dtype=dtype, device=device, generator=generator)
+    scale = randn(n, c, dtype=dtype, device=device, generator=generator, offset=1.0)
+    bias = randn(n, c, dtype=dtype, device=device, generator=generator)
     return [x.requires_grad_(), scale.requires_grad_(), bias.requires_grad_()]
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import bias_act
-from .harness import OpBench, nbytes
+from .harness import OpBench, nbytes, randn
 from .shapes import layer_shapes
 
 
 def _make_inputs(shape, dtype, device, generator):
-    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
-    b = torch.randn(shape[1], generator=generator).to(device=device, dtype=dtype)
+    x = randn(shape, dtype=dtype, device=device, generator=generator)
+    b = randn(shape[1], dtype=dtype, device=device, generator=generator)
     return [x.requires_grad_(), b.requires_grad_()]
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import layer_epilogue
-from .harness import OpBench, nbytes
+from .harness import OpBench, nbytes, randn
 from .shapes import layer_shapes
 
 
@@ -13,7 +11,7 @@ def _make_inputs(shape, dtype, device, generator):
     n, c, h, w = shape
 
     def rand(*size, offset=0.0):
-        return (offset + torch.randn(*size, generator=generator)).to(device=device, dtype=dtype)
+        return randn(*size, dtype=dtype, device=device, generator=generator, offset=offset)
 
     x, noise = rand(n, c, h, w), rand(n, 1, h, w)
     strength, bias = rand(c), rand(c)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-
 from ..ops import noise_injection
-from .harness import OpBench, nbytes
+from .harness import OpBench, nbytes, randn
 from .shapes import layer_shapes
 
 
 def _make_inputs(shape, dtype, device, generator):
     n, c, h, w = shape
-    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
-    noise = torch.randn(n, 1, h, w, generator=generator).to(device=device, dtype=dtype)
-    strength = torch.randn(c, generator=generator).to(device=device, dtype=dtype)
+    x = randn(shape, dtype=dtype, device=device, generator=generator)
+    noise = randn(n, 1, h, w, dtype=dtype, device=device, generator=generator)
+    strength = randn(c, dtype=dtype, device=device, generator=generator)
     # Noise is drawn, not learned: only x and the strength are differentiated.
     return [x.requires_grad_(), noise, strength.requires_grad_()]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..ops import downsample2d, setup_filter, upsample2d
-from .harness import OpBench, nbytes
+from .harness import OpBench, nbytes, randn
 from .shapes import layer_shapes
 
 _FILTERS: dict[torch.device, torch.Tensor] = {}
@@ -20,7 +20,7 @@ def _blur_filter(device: torch.device) -> torch.Tensor:
 
 
 def _make_input(shape, dtype, device, generator):
-    x = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+    x = randn(shape, dtype=dtype, device=device, generator=generator)
     return [x.requires_grad_()]
 
 

@@ -272,10 +272,17 @@ def style_mix(
     generator: torch.Generator | None = None,
     *,
     update_w_avg: bool = False,
+    sync_free: bool = False,
 ) -> torch.Tensor:
     """Style-mixing regularisation (training): ``w = G.mapping(z, c)``, and with probability
     ``prob`` a second ``z'`` mapped and used from one random crossover layer on — one draw
     for the whole minibatch, as StyleGAN1 does.
+
+    ``sync_free=True`` draws the coin and the crossover on ``z``'s device and selects with
+    ``torch.where`` instead of branching on them in Python: the same distribution, no
+    device-to-host copy, so a training step can be captured in a CUDA graph and replayed with
+    fresh draws each time. It maps ``z'`` on every call (one extra mapping network pass) and
+    ignores ``generator``.
 
     The crossover is uniform in ``[1, L)`` where ``L = num_ws - 2 * floor(lod)`` is the
     number of layers the current level of detail uses (mixing needs ``L >= 2``). Everything
@@ -296,6 +303,8 @@ def style_mix(
     layers = G.num_ws - 2 * G.synthesis.lod_floor
     if prob == 0 or layers < 2:
         return w
+    if sync_free:
+        return _style_mix_on_device(G, w, z, c, prob, layers)
     draw_device = generator.device if generator is not None else z.device
     if torch.rand([], generator=generator, device=draw_device).item() >= prob:
         return w
@@ -303,3 +312,12 @@ def style_mix(
     z2 = torch.randn(z.shape, generator=generator, device=draw_device, dtype=z.dtype)
     w2 = G.mapping(z2.to(z.device), c)
     return mix_ws([w, w2], [crossover])
+
+
+def _style_mix_on_device(G, w, z, c, prob: float, layers: int) -> torch.Tensor:
+    """``style_mix`` without host syncs: the coin and the crossover stay on the device."""
+    mix = torch.rand([], device=z.device) < prob
+    crossover = torch.randint(1, layers, [], device=z.device)
+    w2 = G.mapping(torch.randn_like(z), c)
+    from_w2 = (torch.arange(G.num_ws, device=z.device) >= crossover) & mix
+    return torch.where(from_w2[None, :, None], w2, w)

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from stylegan_fast import cli
+from stylegan_fast import cli, testing
 from stylegan_fast.bench import command
-from stylegan_fast.bench.e2e import flops, results
+from stylegan_fast.bench.e2e import flops, results, workloads
 from stylegan_fast.bench.e2e.peer import PeerDiscriminator, PeerGenerator
 from stylegan_fast.models import Discriminator, Generator, preset_configs
 
@@ -124,6 +124,40 @@ def test_peer_refuses_what_it_does_not_model():
 
 
 # --- the quick CPU run and its records -----------------------------------------------------
+
+
+@pytest.fixture
+def adam_steps_unchecked(monkeypatch):
+    """Adam reads its step count with .item() unless capturable=True, which torch allows on
+    CUDA only (the graphed step sets it there): on CPU its step runs outside the check."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    step = torch.optim.Adam.step
+
+    def unchecked_step(self, *args, **kwargs):
+        with _disable_current_modes():
+            return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", unchecked_step)
+
+
+@pytest.mark.parametrize("r1_every", [1, 2])
+def test_sync_free_train_step_has_no_host_sync(r1_every, adam_steps_unchecked):
+    # What the CUDA-graph train step (provider auto+graph) captures: the same steps with the
+    # sync-free style mix. Any .item() in the models, losses, kernels or their backward
+    # (including R1's double backward) would break the capture on a GPU; here it raises.
+    call = workloads.train_step_call(
+        "auto", "tiny", 2, "fp32", False, torch.device("cpu"), r1_every, sync_free=True
+    )
+    with testing.forbid_host_syncs():
+        call(0)
+        call(1)
+    assert call.steps_per_call == r1_every
+
+
+def test_graph_train_step_needs_a_gpu():
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        workloads.train_step_call("auto+graph", "tiny", 2, "fp32", False, torch.device("cpu"))
 
 
 def test_quick_e2e_bench_on_cpu_writes_csv_and_markdown(tmp_path, capsys):

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from stylegan_fast import testing
 from stylegan_fast.models import Generator, mix_ws, style_mix, truncate
 
 N = 2
@@ -104,6 +105,35 @@ def test_style_mix_draws_from_its_generator(tiny_generator):
     assert crossovers <= set(range(1, G.num_ws)) and len(crossovers) > 3
     with pytest.raises(ValueError, match="prob"):
         style_mix(G, z, prob=1.5)
+
+
+def test_sync_free_style_mix_has_the_same_distribution_without_host_syncs(tiny_generator):
+    G = tiny_generator()
+    z = z_for(G)
+    w = G.mapping(z)
+    torch.manual_seed(0)
+    with testing.forbid_host_syncs():
+        mixes = [style_mix(G, z, prob=0.5, sync_free=True) for _ in range(200)]
+    mixed = [m for m in mixes if not torch.equal(m, w)]
+    # The coin: about half the draws mix (200 draws: 0.5 +- 0.11 at 3 sigma).
+    assert 0.39 < len(mixed) / len(mixes) < 0.61
+    crossovers = set()
+    for m in mixed:
+        changed = (m != w).any(dim=2).any(dim=0)
+        first = int(changed.nonzero()[0])
+        crossovers.add(first)
+        # Layers before the crossover are w, every layer from it on comes from one other w2.
+        assert not changed[:first].any() and changed[first:].all()
+        assert torch.equal(m[:, first:], m[:, first:][:, :1].expand_as(m[:, first:]))
+    assert crossovers <= set(range(1, G.num_ws)) and len(crossovers) > 3
+    assert torch.equal(style_mix(G, z, prob=0.0, sync_free=True), w)
+
+
+def test_the_default_style_mix_syncs_which_is_why_sync_free_exists(tiny_generator):
+    G = tiny_generator()
+    with pytest.raises(testing.HostSyncError, match="_local_scalar_dense"):
+        with testing.forbid_host_syncs():
+            style_mix(G, z_for(G), prob=0.9)
 
 
 def test_style_mix_respects_lod(tiny_generator):

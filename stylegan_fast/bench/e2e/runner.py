@@ -109,7 +109,9 @@ def _time_call(call, device, warmup: int, reps: int) -> tuple[float, float]:
     return first, harness.time_reps(lambda i: call(i + 1), device, max(warmup - 1, 0), reps)
 
 
-def _measure(workload, provider, preset, batch, precision, layout, device, args, gflop, peak_tf):
+def measure(workload, provider, preset, batch, precision, layout, device, args, gflop, peak_tf):
+    """One row: ``provider`` running ``workload`` (``args``: ``r1_every``, ``warmup``,
+    ``reps``); a provider that cannot run it gives a row whose note says why."""
     cuda = device.type == "cuda"
     channels_last = layout == "channels_last"
     every = args.r1_every if workload == "train" else ""
@@ -218,7 +220,7 @@ def run_from_args(args: argparse.Namespace, command: str, log=print) -> list[res
                 for layout in layouts:
                     peer = None
                     for provider in providers:
-                        row = _measure(
+                        row = measure(
                             workload, provider, preset, batch, precision, layout, device,
                             args, gflop, peak_tf,
                         )  # fmt: skip

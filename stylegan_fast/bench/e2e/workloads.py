@@ -10,7 +10,10 @@ Providers (one set of weights per preset, seeded, so every provider runs the sam
   cannot differentiate twice).
 - ``auto``, ``cpp``, ``triton``, ``cuda``: our model with that ``impl`` (the backends every op
   has on the device).
-- ``auto+graph``: ``Generator.compile_graph`` (CUDA-graph replay; generator inference only).
+- ``auto+graph``: CUDA-graph replay of the ``auto`` model: ``Generator.compile_graph`` for
+  inference; for training, one captured graph holds the whole step (both losses, R1, both
+  Adam updates, ``capturable=True``), with a sync-free style mix (``style_mix(...,
+  sync_free=True)``) so each replay draws a fresh coin, crossover, noise and second latent.
 
 Precision: fp32 weights throughout; ``fp16``/``bf16`` run the forward passes under
 ``torch.autocast`` (R1 stays fp32, as the trainer does it). A training step is fp32 or bf16
@@ -51,7 +54,7 @@ def providers_for(workload: str, device: torch.device, requested=None, quick=Fal
     Defaults leave out the compiled providers on the CPU (Inductor compiles C++ for minutes),
     and with ``quick`` the explicit backends (``auto`` stands for the one it picks)."""
     names = ["peer", "peer-compile", "ref", "compile", "auto", *model_backends(device)]
-    if workload == "generator" and device.type == "cuda":
+    if device.type == "cuda":
         names.append("auto+graph")
     if workload == "train":
         names.remove("peer-compile")
@@ -67,8 +70,15 @@ def providers_for(workload: str, device: torch.device, requested=None, quick=Fal
     return names
 
 
-def _autocast(device: torch.device, dtype):
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+def _autocast(device: torch.device, dtype, cache_enabled: bool = True):
+    # Autocast's weight-cast cache must be off inside a CUDA-graph capture (its cached casts
+    # would outlive the capture's memory pool).
+    return torch.autocast(
+        device.type,
+        dtype=dtype or torch.float32,
+        enabled=dtype is not None,
+        cache_enabled=cache_enabled,
+    )
 
 
 def build_models(preset: str, device: torch.device, channels_last: bool, peer: bool):
@@ -117,14 +127,21 @@ def train_step_call(
     channels_last: bool,
     device,
     r1_every: int = 1,
+    sync_free: bool = False,
 ) -> Callable[[int], object]:
     """``call(rep)``: ``max(r1_every, 1)`` training steps, each a D step on reals + fakes
     (non-saturating logistic loss), R1 on reals when due (gamma 10, scaled by the interval),
-    Adam, then a G step (style mixing 0.9, random noise), Adam — the train package's losses."""
+    Adam, then a G step (style mixing 0.9, random noise), Adam — the train package's losses.
+    ``auto+graph`` captures those steps in one CUDA graph and replays it; ``sync_free`` makes
+    the steps without host syncs (what capture needs; implied by ``auto+graph``)."""
+    from ...models import style_mix
     from ...train.losses import StyleGANLoss, lazy_regularization_adam
 
     if precision == "fp16":
         raise ValueError("train steps run in fp32 or bf16 (fp16 needs the trainer's loss scaler)")
+    graphed = provider == "auto+graph"
+    if graphed and torch.device(device).type != "cuda":
+        raise ValueError("auto+graph captures a CUDA graph: it needs a CUDA device")
     dtype = PRECISIONS[precision]
     G, D = build_models(preset, device, channels_last, provider == "peer")
     if provider != "peer":
@@ -132,8 +149,9 @@ def train_step_call(
         D.set_impl(_impl_of(provider))
     interval = max(r1_every, 1)
     d_lr, d_betas = lazy_regularization_adam(ADAM_LR, ADAM_BETAS, interval)
-    g_opt = torch.optim.Adam(G.parameters(), lr=ADAM_LR, betas=ADAM_BETAS)
-    d_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas)
+    # capturable: Adam keeps its step count on the device and never syncs.
+    g_opt = torch.optim.Adam(G.parameters(), lr=ADAM_LR, betas=ADAM_BETAS, capturable=graphed)
+    d_opt = torch.optim.Adam(D.parameters(), lr=d_lr, betas=d_betas, capturable=graphed)
     G_main, D_main = G, D
     if provider == "compile":
         G_main = types.SimpleNamespace(
@@ -143,7 +161,13 @@ def train_step_call(
             z_dim=G.z_dim,
         )
         D_main = torch.compile(D)
-    main = StyleGANLoss(G_main, D_main, r1_gamma=10.0, r1_interval=interval)
+    mix = None
+    if graphed or sync_free:
+
+        def mix(G, z, c, prob, generator):
+            return style_mix(G, z, c, prob, generator, sync_free=True)
+
+    main = StyleGANLoss(G_main, D_main, r1_gamma=10.0, r1_interval=interval, style_mix_fn=mix)
     eager_d = StyleGANLoss(G, D, r1_gamma=10.0, r1_interval=interval)  # R1: double backward
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     reals = [
@@ -155,13 +179,12 @@ def train_step_call(
     zs = torch.randn(4, batch, G.z_dim, device=device)
     d_steps = [0]
 
-    def one_step(i):
-        real = reals[i % 2]
+    def one_step(real, z_d, z_g):
         G.requires_grad_(False)
         D.requires_grad_(True)
         d_opt.zero_grad(set_to_none=True)
-        with _autocast(device, dtype):
-            loss, _ = main.discriminator_loss(real, None, zs[i % 4], None)
+        with _autocast(device, dtype, cache_enabled=not graphed):
+            loss, _ = main.discriminator_loss(real, None, z_d, None)
         loss.backward()
         if r1_every and d_steps[0] % r1_every == 0:
             penalty, _ = eager_d.discriminator_regularization(real, None)
@@ -171,15 +194,51 @@ def train_step_call(
         D.requires_grad_(False)
         G.requires_grad_(True)
         g_opt.zero_grad(set_to_none=True)
-        with _autocast(device, dtype):
-            loss, _ = main.generator_loss(zs[(i + 1) % 4], None)
+        with _autocast(device, dtype, cache_enabled=not graphed):
+            loss, _ = main.generator_loss(z_g, None)
         loss.backward()
         g_opt.step()
         D.requires_grad_(True)
 
-    def call(rep):
-        for k in range(interval):
-            one_step(rep * interval + k)
+    if not graphed:
 
-    call.steps_per_call = interval
-    return call
+        def call(rep):
+            for k in range(interval):
+                i = rep * interval + k
+                one_step(reals[i % 2], zs[i % 4], zs[(i + 1) % 4])
+
+        call.steps_per_call = interval
+        return call
+
+    # Static inputs the graph reads; each call copies the next batch into them.
+    static = [reals[0].clone(memory_format=fmt), zs[0].clone(), zs[1].clone()]
+
+    def captured_steps():
+        for _ in range(interval):
+            one_step(*static)
+
+    graph = capture_graph(captured_steps, device)
+
+    def replay(rep):
+        static[0].copy_(reals[rep % 2])
+        static[1].copy_(zs[rep % 4])
+        static[2].copy_(zs[(rep + 1) % 4])
+        graph.replay()
+
+    replay.steps_per_call = interval
+    return replay
+
+
+def capture_graph(run: Callable[[], object], device, warmup: int = 3) -> torch.cuda.CUDAGraph:
+    """Runs ``run`` ``warmup`` times on a side stream (lazy initialisation, Triton compiles,
+    the optimizers' state), then captures one more run in a CUDA graph."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(warmup):
+            run()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        run()
+    return graph
