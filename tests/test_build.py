@@ -174,7 +174,8 @@ def test_jit_build_compiles_the_shipped_sources(tmp_path):
 @pytest.mark.slow
 def test_wheel_ships_the_sources_for_the_jit_build(tmp_path):
     """The wheel carries csrc/ as stylegan_fast/_csrc (what the JIT build compiles from an
-    install). Built without the extension (STYLEGAN_FAST_NO_EXTENSION=1): only packaging."""
+    install) and impl="auto"'s preference table. Built without the extension
+    (STYLEGAN_FAST_NO_EXTENSION=1): only packaging."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("setup.py", "pyproject.toml", "README.md", "MANIFEST.in"):
@@ -194,6 +195,7 @@ def test_wheel_ships_the_sources_for_the_jit_build(tmp_path):
     wanted = {f"stylegan_fast/_csrc/{p.name}" for p in _build_flags.shipped_files(REPO / "csrc")}
     assert wanted <= names, sorted(wanted - names)
     assert any(n.endswith(".cu") for n in wanted) and any(n.endswith(".cuh") for n in wanted)
+    assert "stylegan_fast/auto_preferences.json" in names
 
 
 def test_source_dir_prefers_the_installed_copy(tmp_path):
