@@ -80,25 +80,27 @@ KERNELS = {
     # a = [scalar_t, V, kAligned, kSum].
     ("noise_injection_cuda", "rows_kernel"): (
         256, lambda a: int(a[1]) * 256 * acc_bytes(a) if a[-1] == "true" else 0, None, 2),
-    # a = [scalar_t, kChannelsLast, V].
-    ("layer_epilogue_cuda", "forward_kernel"): (
-        lambda a: one_pass_threads(a, False),
-        lambda a: group_sum_smem(a, one_pass_threads(a, False)), ONE_PASS_FORWARD, 2),
-    ("layer_epilogue_cuda", "backward_kernel"): (
-        lambda a: one_pass_threads(a, True),
-        lambda a: group_sum_smem(a, one_pass_threads(a, True)), ONE_PASS_BACKWARD, 2),
-    ("layer_epilogue_cuda", "forward_partials_kernel"): (
-        256, lambda a: group_sum_smem(a, 256), None, 2),
-    ("layer_epilogue_cuda", "forward_finalize_kernel"): (256, 0, None, 2),
-    ("layer_epilogue_cuda", "forward_apply_kernel"): (256, 0, None, 2),
-    ("layer_epilogue_cuda", "backward_partials_kernel"): (
-        256, lambda a: group_sum_smem(a, 256), None, 2),
-    ("layer_epilogue_cuda", "backward_finalize_kernel"): (256, 0, None, 2),
-    ("layer_epilogue_cuda", "backward_apply_kernel"): (
-        256, lambda a: group_sum_smem(a, 256), None, 2),
     ("upfirdn2d_cuda", "generic_kernel"): (256, 48 * 1024, None, 2),
     ("upfirdn2d_cuda", "fast_kernel"): (256, 48 * 1024, None, 2),
 }
+# plane_norm_cuda.cuh's kernels, instantiated by each file that includes it (every .cu is a
+# translation unit of its own). a = [scalar_t, kChannelsLast, V].
+PLANE_NORM_KERNELS = {
+    "forward_kernel": (
+        lambda a: one_pass_threads(a, False),
+        lambda a: group_sum_smem(a, one_pass_threads(a, False)), ONE_PASS_FORWARD, 2),
+    "backward_kernel": (
+        lambda a: one_pass_threads(a, True),
+        lambda a: group_sum_smem(a, one_pass_threads(a, True)), ONE_PASS_BACKWARD, 2),
+    "forward_partials_kernel": (256, lambda a: group_sum_smem(a, 256), None, 2),
+    "forward_finalize_kernel": (256, 0, None, 2),
+    "forward_apply_kernel": (256, 0, None, 2),
+    "backward_partials_kernel": (256, lambda a: group_sum_smem(a, 256), None, 2),
+    "backward_finalize_kernel": (256, 0, None, 2),
+    "backward_apply_kernel": (256, lambda a: group_sum_smem(a, 256), None, 2),
+}
+for stem in ("layer_epilogue_cuda", "adain_cuda"):
+    KERNELS.update({(stem, name): entry for name, entry in PLANE_NORM_KERNELS.items()})
 
 
 def of(value, args):
@@ -126,7 +128,8 @@ def split_template_args(text):
 def short(demangled):
     """'void ns::(anonymous namespace)::k<c10::Half, true, 8>(ns::Params)' -> ('k', [args])."""
     text = demangled.removeprefix("void ")
-    for noise in ("stylegan_fast::", "(anonymous namespace)::", "cuda::", "c10::", "at::"):
+    for noise in ("stylegan_fast::", "(anonymous namespace)::", "cuda::", "bias_act::", "c10::",
+                  "at::"):
         text = text.replace(noise, "")
     text = re.sub(r"\(Act\)(\d+)", r"\1", text)
     name, _, rest = text.partition("<")

@@ -268,8 +268,9 @@ ONE_PROGRAM_PER_SM_ALLOWED: dict[str, str] = {}
 
 
 def _label(launch: dict) -> str:
+    # ops.<op>.triton.<kernel> and ops._plane_norm.kernels.<kernel>: named by their package.
     parts = launch["module"].split(".")
-    return f"{parts[-2] if parts[-1] == 'triton' else parts[-1]}.{launch['name']}"
+    return f"{parts[-2] if parts[-1] in ('triton', 'kernels') else parts[-1]}.{launch['name']}"
 
 
 def _describe_variant(launch: dict) -> str:

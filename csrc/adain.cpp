@@ -1,4 +1,5 @@
-// CPU kernels of stylegan_fast::adain_fwd / adain_bwd (adaptive instance normalization).
+// CPU kernels of stylegan_fast::adain_fwd / adain_bwd (adaptive instance normalization; checks
+// in adain.h, shared with adain_cuda.cu):
 //
 //   mean = mean_hw(x),  var = mean_hw((x - mean)^2),  rstd = 1 / sqrt(var + eps)
 //   x_hat = (x - mean) * rstd,  y = x_hat * scale + bias
@@ -19,10 +20,12 @@
 #include <cmath>
 #include <vector>
 
-#include "common.h"
+#include "adain.h"
 
 namespace stylegan_fast {
 namespace {
+
+constexpr Label kLabel{"adain", kCppBackend};
 
 // sum_{i < n} term(i) with independent accumulators, lane = i % lanes. The compiler may
 // vectorise a sum only over accumulators it is given (it must not reassociate one); 64 bytes
@@ -182,10 +185,8 @@ struct Forward {
         m2 += chunk_m2[at] + delta * delta * (n * (nb / merged));
         n = merged;
       }
-      // The correction term can round the variance of a constant plane below zero.
-      const acc_t var = m2 < acc_t(0) ? acc_t(0) : m2 / acc_t(p.pixels);
       mean[g * C + c] = m;
-      rstd[g * C + c] = acc_t(1) / std::sqrt(var + eps);
+      rstd[g * C + c] = plane_norm::inverse_std(m2 / acc_t(p.pixels), eps);
     }
   }
 
@@ -362,46 +363,17 @@ struct Backward {
   }
 };
 
-at::ScalarType statistics_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
-void check_plane_tensor(const at::Tensor& t, const at::Tensor& x, const char* name,
-                        at::ScalarType dtype) {
-  TORCH_CHECK(t.dim() == 2 && t.size(0) == x.size(0) && t.size(1) == x.size(1), "adain (cpp): ",
-              name, " must have shape [N, C] = [", x.size(0), ", ", x.size(1), "], got ",
-              t.sizes());
-  TORCH_CHECK(t.scalar_type() == dtype && t.device() == x.device(), "adain (cpp): ", name,
-              " must be a ", dtype, " tensor on ", x.device());
-}
-
-void check_x(const at::Tensor& x) {
-  TORCH_CHECK(x.device().is_cpu(), "adain (cpp): x must be a CPU tensor");
-  TORCH_CHECK(x.dim() == 4, "adain (cpp): x must have shape [N, C, H, W], got ", x.sizes());
-}
-
 std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_fwd_cpu(const at::Tensor& x,
                                                              const at::Tensor& scale,
                                                              const at::Tensor& bias,
                                                              double eps) {
-  check_x(x);
-  check_plane_tensor(scale, x, "scale", x.scalar_type());
-  check_plane_tensor(bias, x, "bias", x.scalar_type());
+  adain::check_inputs(kLabel, x, scale, bias);
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
   const at::Tensor scale_c = scale.contiguous();
   const at::Tensor bias_c = bias.contiguous();
-  at::Tensor y = new_output(x, format);
-  const auto stats_options = x.options().dtype(statistics_type(x));
-  at::Tensor mean = new_output({x.size(0), x.size(1)}, stats_options);
-  at::Tensor rstd = new_output({x.size(0), x.size(1)}, stats_options);
-  if (mean.numel() == 0) return {y, mean, rstd};
-  if (x.numel() == 0) {
-    // Empty planes: the mean and variance of nothing, NaN as in the reference.
-    mean.fill_(std::numeric_limits<double>::quiet_NaN());
-    rstd.fill_(std::numeric_limits<double>::quiet_NaN());
-    return {y, mean, rstd};
-  }
+  auto [y, mean, rstd] = plane_norm::new_forward_outputs(x, format);
+  if (x.numel() == 0) return {y, mean, rstd};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "adain_fwd", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     Forward<scalar_t> f{xc.const_data_ptr<scalar_t>(),
@@ -423,13 +395,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cpu(const at::Tensor& d
                                                              const at::Tensor& mean,
                                                              const at::Tensor& rstd,
                                                              std::array<bool, 3> output_mask) {
-  check_x(x);
-  TORCH_CHECK(dy.sizes() == x.sizes() && dy.scalar_type() == x.scalar_type() &&
-                  dy.device() == x.device(),
-              "adain (cpp): dy must match x in shape, dtype and device");
-  check_plane_tensor(scale, x, "scale", x.scalar_type());
-  check_plane_tensor(mean, x, "mean", statistics_type(x));
-  check_plane_tensor(rstd, x, "rstd", statistics_type(x));
+  adain::check_backward(kLabel, dy, x, scale, mean, rstd);
   const auto [compute_dx, compute_dscale, compute_dbias] = output_mask;
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
@@ -437,12 +403,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cpu(const at::Tensor& d
   const at::Tensor scale_c = scale.contiguous();
   const at::Tensor mean_c = mean.contiguous();
   const at::Tensor rstd_c = rstd.contiguous();
-  const std::vector<int64_t> planes{x.size(0), x.size(1)};
-  at::Tensor dx = compute_dx ? new_output(x, format) : at::empty({0}, x.options());
-  at::Tensor dscale =
-      compute_dscale ? new_output(planes, scale.options()) : at::empty({0}, scale.options());
-  at::Tensor dbias =
-      compute_dbias ? new_output(planes, scale.options()) : at::empty({0}, scale.options());
+  // layer_epilogue's gradients of (x, scale, style_bias).
+  auto grads = plane_norm::new_grads(
+      x, at::Tensor(), format, {compute_dx, false, false, false, compute_dscale, compute_dbias});
+  at::Tensor &dx = grads[0], &dscale = grads[4], &dbias = grads[5];
   if (x.numel() == 0) {
     // Sums over empty planes.
     dscale.zero_();

@@ -9,6 +9,14 @@
 // Each backward calls the op's *_bwd kernel. When no graph is being built (a plain backward)
 // it calls below autograd; under create_graph it calls through *_bwd's own (Python) autograd,
 // which serves every higher order (R1 through the discriminator, gradgradcheck).
+//
+// What each backward asks its kernel for (the compute_* flags, the output_mask entries),
+// whether it calls the kernel at all, and which gradients it returns follow the op's gradient
+// table in Python (ops/<op>/registration.py: Gradients; the Python autograd computes its
+// request from it). tests/ops/test_autograd_requests.py holds these nodes to the tables for
+// every subset of inputs that require grad: change a table and its node together.
+#include <algorithm>
+
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -229,6 +237,9 @@ class LayerEpilogue : public torch::autograd::Function<LayerEpilogue> {
     const std::array<bool, 6> mask = {slots.needs(0), has_noise && slots.needs(1),
                                       has_noise && slots.needs(2), slots.needs(3),
                                       slots.needs(4), slots.needs(5)};
+    if (std::none_of(mask.begin(), mask.end(), [](bool wanted) { return wanted; })) {
+      return variable_list(9);  // noise needs grad but has no strength: nothing to compute
+    }
     auto g = call_backward_op(bwd, grads[0], saved[0], noise, noise_strength, bias, saved[4],
                               saved[5], saved[6], ctx->saved_data["alpha"].toDouble(),
                               ctx->saved_data["gain"].toDouble(), mask);
@@ -250,7 +261,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_epilogue_autograd(
 
 // ---------------------------------------------------------------------------------------------
 // upfirdn2d: linear in x, and its adjoint is upfirdn2d again (up and down swapped, taps
-// reversed, padding mirrored; see registration.py: adjoint_params, whose formula this repeats).
+// reversed, padding mirrored; see ops/upfirdn2d/geometry.py: adjoint_params, whose formula this
+// repeats and tests/ops/test_autograd_requests.py checks).
 // The backward calls the forward op, through this autograd when a graph is built, so every
 // order of derivative in x is a kernel call. f is a constant to the kernels: no gradient.
 

@@ -1,18 +1,13 @@
-// CUDA kernels of stylegan_fast::bias_act_fwd / bias_act_bwd (the math of bias_act.cpp):
-//
-//   y  = clamp(act(x + b) * gain, -clamp, clamp)
-//   dx = act'(x + b) * gain * [|act(x + b) * gain| within clamp] * dy,   db = sum of dx over
-//        every dim but `dim`
+// CUDA kernels of stylegan_fast::bias_act_fwd / bias_act_bwd: the element math and checks of
+// bias_act.h (shared with the CPU kernels, bias_act.cpp).
 //
 // Bytes (the floor, with s = sizeof(scalar)): forward reads x and writes y, 2 s per element;
 // backward reads dy and x and writes dx, 3 s per element (b and db are [C], negligible). Each
 // kernel below moves exactly that: one read of each input and one write of each output per
 // element, in 16-byte accesses (4 floats, 8 halves) with scalar heads and tails.
 //
-// The dense buffer (contiguous, or channels_last) is viewed as [outer, C, inner] with the bias
-// axis `dim` in the middle: inner = x.stride(dim) (elements in a row that share a channel),
-// since for any dense layout the channel of flat index i is (i / stride(dim)) % C. Three
-// traversals, none dividing per element:
+// The dense buffer is viewed as [outer, C, inner] (bias_act::Geometry). Three traversals, none
+// dividing per element:
 // - flat (no bias): a grid-stride loop over 16-byte vectors.
 // - rows (inner > 1, e.g. NCHW with dim = 1): each row of `inner` elements has one channel; a
 //   group of lanes walks a row (or a chunk of a long row) and, in the backward, sums its dx.
@@ -25,14 +20,11 @@
 // reproducible. The partials add (rows x chunks) * 4 bytes, under 1% of the tensor for the
 // StyleGAN shapes (e.g. [32, 512, 8, 8]: 16K partials for 1M elements).
 //
-// Activations follow bias_act.cpp's branch structure (NaN and Inf propagate as in the eager
-// reference). linear and lrelu, the ones StyleGAN uses, are compiled as their own kernels; the
-// others share one kernel that switches on the activation per element (a warp-uniform branch
-// on a memory-bound kernel).
+// linear and lrelu, the ones StyleGAN uses, are compiled as their own kernels; the others share
+// one kernel that switches on the activation per element (bias_act::with_epilogue).
 #include <torch/library.h>
 
-#include <cmath>
-
+#include "bias_act.h"
 #include "columns_plan.h"
 #include "cuda_utils.cuh"
 
@@ -40,115 +32,9 @@ namespace stylegan_fast {
 namespace {
 
 using namespace stylegan_fast::cuda;
+using bias_act::Geometry;
 
-enum class Act : int { Linear, Relu, Lrelu, Tanh, Sigmoid, Elu, Selu, Softplus, Swish };
-
-Act parse_act(c10::string_view name) {
-  if (name == "linear") return Act::Linear;
-  if (name == "relu") return Act::Relu;
-  if (name == "lrelu") return Act::Lrelu;
-  if (name == "tanh") return Act::Tanh;
-  if (name == "sigmoid") return Act::Sigmoid;
-  if (name == "elu") return Act::Elu;
-  if (name == "selu") return Act::Selu;
-  if (name == "softplus") return Act::Softplus;
-  if (name == "swish") return Act::Swish;
-  TORCH_CHECK(false, "bias_act (cuda): unknown activation '", std::string(name), "'");
-}
-
-// torch.nn.functional.selu's constants and softplus' default threshold (beta = 1).
-constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
-constexpr double kSeluScale = 1.0507009873554804934193349852946;
-constexpr double kSoftplusThreshold = 20.0;
-
-template <typename T>
-__device__ __forceinline__ T act_value(Act act, T v, T alpha) {
-  switch (act) {
-    case Act::Linear:
-      return v;
-    case Act::Relu:
-      return v <= T(0) ? T(0) : v;
-    case Act::Lrelu:
-      return v > T(0) ? v : v * alpha;
-    case Act::Tanh:
-      return dev_tanh(v);
-    case Act::Sigmoid:
-      return T(1) / (T(1) + dev_exp(-v));
-    case Act::Elu:
-      return v <= T(0) ? alpha * dev_expm1(v) : v;
-    case Act::Selu:
-      return v <= T(0) ? T(kSeluScale * kSeluAlpha) * dev_expm1(v) : T(kSeluScale) * v;
-    case Act::Softplus:
-      return v > T(kSoftplusThreshold) ? v : dev_log1p(dev_exp(v));
-    case Act::Swish:
-    default:
-      return v / (T(1) + dev_exp(-v));
-  }
-}
-
-// Gradient with respect to the pre-activation v, given the gradient g of the activation's output.
-template <typename T>
-__device__ __forceinline__ T act_backward(Act act, T g, T v, T alpha) {
-  switch (act) {
-    case Act::Linear:
-      return g;
-    case Act::Relu:
-      return v <= T(0) ? T(0) : g;
-    case Act::Lrelu:
-      return v > T(0) ? g : g * alpha;
-    case Act::Tanh: {
-      const T t = dev_tanh(v);
-      return g * (T(1) - t * t);
-    }
-    case Act::Sigmoid: {
-      const T s = T(1) / (T(1) + dev_exp(-v));
-      return g * (T(1) - s) * s;
-    }
-    case Act::Elu:
-      // NaN takes the exponential branch, as torch's vectorised elu_backward does.
-      return v > T(0) ? g : g * alpha * dev_exp(v);
-    case Act::Selu:
-      return v > T(0) ? g * T(kSeluScale) : g * T(kSeluScale * kSeluAlpha) * dev_exp(v);
-    case Act::Softplus: {
-      if (v > T(kSoftplusThreshold)) return g;
-      const T z = dev_exp(v);
-      return g * z / (z + T(1));
-    }
-    case Act::Swish:
-    default: {
-      const T s = T(1) / (T(1) + dev_exp(-v));
-      return g * s * (T(1) + v * (T(1) - s));
-    }
-  }
-}
-
-// The activation, gain and clamp. kAct >= 0 fixes the activation at compile time (the switch
-// folds away); kAct < 0 reads it from `act`.
-template <typename acc_t, int kAct>
-struct Epilogue {
-  Act act;
-  acc_t alpha, gain, clamp;
-  bool has_clamp;
-
-  __device__ __forceinline__ Act which() const { return kAct >= 0 ? static_cast<Act>(kAct) : act; }
-
-  __device__ __forceinline__ acc_t forward(acc_t v) const {
-    const acc_t y = act_value(which(), v, alpha) * gain;
-    if (!has_clamp) return y;
-    // Comparisons with NaN are false, so NaN passes through as torch.clamp does.
-    return y < -clamp ? -clamp : (y > clamp ? clamp : y);
-  }
-
-  __device__ __forceinline__ acc_t backward(acc_t dy, acc_t v) const {
-    acc_t g = dy;
-    if (has_clamp) {
-      // torch.clamp's backward passes the gradient where min <= y <= max (false for NaN).
-      const acc_t y = act_value(which(), v, alpha) * gain;
-      g = (y >= -clamp && y <= clamp) ? g : acc_t(0);
-    }
-    return act_backward(which(), g * gain, v, alpha);
-  }
-};
+constexpr Label kLabel{"bias_act", kCudaBackend};
 
 // One element: forward y = op(x + b), or backward dx = op'(dy, x + b). Returns the result in
 // acc_t (the backward sums it into db unrounded).
@@ -190,7 +76,7 @@ __device__ __forceinline__ at::opmath_type<scalar_t> run_span(const Op& op, cons
     out[i] = static_cast<scalar_t>(r);
     if constexpr (kSum) sum += r;
   };
-  const int64_t vec_begin = std::min(end, div_up(begin, V) * V);
+  const int64_t vec_begin = std::min(end, ceil_div(begin, V) * V);
   const int64_t vec_end = std::max(vec_begin, end / V * V);
   for (int64_t i = begin + lane; i < vec_begin; i += lanes) one(i);
   for (int64_t i = vec_begin + lane * V; i < vec_end; i += lanes * V) {
@@ -325,26 +211,6 @@ constexpr int kThreads = 256;
 // kThreads * 8 vectors (8K floats), so that a few long rows still make enough blocks.
 constexpr int kVectorsPerLane = 8;
 
-struct Geometry {
-  int64_t numel = 0, channels = 1, inner = 1;  // [numel / (channels * inner), channels, inner]
-};
-
-// Calls fn(Epilogue<acc_t, kAct>): linear and lrelu compiled on their own, the rest through
-// the runtime switch.
-template <typename acc_t, typename Fn>
-void with_epilogue(Act act, double alpha, double gain, std::optional<double> clamp, Fn&& fn) {
-  const acc_t c = clamp.has_value() ? acc_t(*clamp) : acc_t(0);
-  const bool has_clamp = clamp.has_value();
-  switch (act) {
-    case Act::Linear:
-      return fn(Epilogue<acc_t, int(Act::Linear)>{act, acc_t(alpha), acc_t(gain), c, has_clamp});
-    case Act::Lrelu:
-      return fn(Epilogue<acc_t, int(Act::Lrelu)>{act, acc_t(alpha), acc_t(gain), c, has_clamp});
-    default:
-      return fn(Epilogue<acc_t, -1>{act, acc_t(alpha), acc_t(gain), c, has_clamp});
-  }
-}
-
 // Runs the traversal for the geometry; returns db (when sum is requested) in `db`.
 template <bool kBackward, typename scalar_t, typename Op>
 void launch(const Operands& io, const Geometry& g, const Op& op, bool has_bias, at::Tensor* db,
@@ -428,48 +294,24 @@ void launch(const Operands& io, const Geometry& g, const Op& op, bool has_bias, 
   }
 }
 
-void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim) {
-  TORCH_CHECK(x.is_cuda(), "bias_act (cuda): x must be a CUDA tensor, got ", x.device());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
-              "bias_act (cuda): x must be a floating-point tensor, got ", x.scalar_type());
-  if (b.has_value()) {
-    TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act (cuda): dim ", dim, " is out of range for ",
-                x.dim(), "-D x");
-    TORCH_CHECK(b->dim() == 1 && b->size(0) == x.size(dim),
-                "bias_act (cuda): b must have shape [", x.size(dim), "] (x.shape[dim]), got ",
-                b->sizes());
-    check_cuda_tensor(*b, x, "bias_act", "b");
-  }
-}
-
-Geometry describe(const at::Tensor& dense, bool has_bias, int64_t dim) {
-  Geometry g;
-  g.numel = dense.numel();
-  if (has_bias) {
-    g.channels = dense.size(dim);
-    g.inner = dense.stride(dim);
-  }
-  return g;
-}
-
 at::Tensor bias_act_fwd_cuda(const at::Tensor& x, const std::optional<at::Tensor>& b,
                              int64_t dim, c10::string_view act, double alpha, double gain,
                              std::optional<double> clamp) {
-  check_inputs(x, b, dim);
-  const Act a = parse_act(act);
+  bias_act::check_inputs(kLabel, x, b, dim);
+  const bias_act::Act a = bias_act::parse_act(act, kLabel);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = aligned_dense(x, format);
   const at::Tensor bc = b.has_value() ? b->contiguous() : at::Tensor();
   at::Tensor y = new_output(x, format);
   if (x.numel() == 0) return y;
-  const Geometry g = describe(xc, b.has_value(), dim);
+  const Geometry g = bias_act::describe(xc, b.has_value(), dim);
   const Operands io{xc.const_data_ptr(), nullptr, bc.defined() ? bc.const_data_ptr() : nullptr,
                     y.mutable_data_ptr()};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_act_fwd_cuda",
                                   [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    with_epilogue<acc_t>(a, alpha, gain, clamp, [&](const auto& op) {
+    bias_act::with_epilogue<acc_t, false>(a, alpha, gain, clamp, [&](const auto& op) {
       launch<false, scalar_t>(io, g, op, b.has_value(), nullptr, x.options());
     });
   });
@@ -482,31 +324,23 @@ std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cuda(const at::Tensor& dy, const
                                                      double alpha, double gain,
                                                      std::optional<double> clamp,
                                                      bool compute_db) {
-  check_inputs(x, b, dim);
-  check_cuda_tensor(dy, x, "bias_act", "dy");
-  TORCH_CHECK(dy.sizes() == x.sizes(), "bias_act (cuda): dy must have x's shape ", x.sizes(),
-              ", got ", dy.sizes());
-  TORCH_CHECK(!compute_db || b.has_value(), "bias_act (cuda): compute_db needs b");
-  const Act a = parse_act(act);
+  bias_act::check_inputs(kLabel, x, b, dim);
   const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor db = bias_act::check_backward_and_new_db(kLabel, dy, x, b, dim, compute_db);
+  const bias_act::Act a = bias_act::parse_act(act, kLabel);
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = aligned_dense(x, format);
   const at::Tensor dyc = aligned_dense(dy, format);
   const at::Tensor bc = b.has_value() ? b->contiguous() : at::Tensor();
   at::Tensor dx = new_output(x, format);
-  at::Tensor db =
-      compute_db ? new_output({x.size(dim)}, x.options()) : at::empty({0}, x.options());
-  if (x.numel() == 0) {
-    if (compute_db) db.zero_();
-    return {dx, db};
-  }
-  const Geometry g = describe(xc, b.has_value(), dim);
+  if (x.numel() == 0) return {dx, db};
+  const Geometry g = bias_act::describe(xc, b.has_value(), dim);
   const Operands io{xc.const_data_ptr(), dyc.const_data_ptr(),
                     bc.defined() ? bc.const_data_ptr() : nullptr, dx.mutable_data_ptr()};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_act_bwd_cuda",
                                   [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    with_epilogue<acc_t>(a, alpha, gain, clamp, [&](const auto& op) {
+    bias_act::with_epilogue<acc_t, false>(a, alpha, gain, clamp, [&](const auto& op) {
       launch<true, scalar_t>(io, g, op, b.has_value(), compute_db ? &db : nullptr, x.options());
     });
   });

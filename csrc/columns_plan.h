@@ -36,7 +36,7 @@ constexpr int kMaxRowsPerThread = 16;
 
 // Bytes one thread loads per row: V channels of each tensor it reads (x forward; dy and x
 // backward).
-SGF_HOST_DEVICE constexpr int64_t columns_bytes_per_row(int V, int64_t scalar_size,
+C10_HOST_DEVICE constexpr int64_t columns_bytes_per_row(int V, int64_t scalar_size,
                                                         int tensors_read) {
   return int64_t(V) * scalar_size * tensors_read;
 }
@@ -44,7 +44,7 @@ SGF_HOST_DEVICE constexpr int64_t columns_bytes_per_row(int V, int64_t scalar_si
 // Rows per thread per step, a power of two: the fewest that put kLoadsInFlightPerSm in flight
 // with kColumnsBlocksPerSm blocks resident (64 B a thread): with 16-byte rows, 4 forward and 2
 // backward (two tensors).
-SGF_HOST_DEVICE constexpr int rows_per_thread(int64_t bytes_per_row) {
+C10_HOST_DEVICE constexpr int rows_per_thread(int64_t bytes_per_row) {
   int rows = 1;
   while (rows < kMaxRowsPerThread &&
          int64_t(kColumnsBlocksPerSm) * kColumnsThreads * rows * bytes_per_row <
@@ -55,14 +55,14 @@ SGF_HOST_DEVICE constexpr int rows_per_thread(int64_t bytes_per_row) {
 }
 
 // bias_act's columns_kernel reads x (forward) or dy and x (backward) per row.
-SGF_HOST_DEVICE constexpr int bias_act_rows_per_thread(int V, int64_t scalar_size,
+C10_HOST_DEVICE constexpr int bias_act_rows_per_thread(int V, int64_t scalar_size,
                                                        bool backward) {
   return rows_per_thread(columns_bytes_per_row(V, scalar_size, backward ? 2 : 1));
 }
 
 // noise_injection's rows_kernel reads x (forward) or dy (backward) per row, and each row's
 // noise value (1/V of that, mostly L1/L2 hits: a row's column lanes share it), not counted.
-SGF_HOST_DEVICE constexpr int noise_rows_per_thread(int V, int64_t scalar_size) {
+C10_HOST_DEVICE constexpr int noise_rows_per_thread(int V, int64_t scalar_size) {
   return rows_per_thread(columns_bytes_per_row(V, scalar_size, 1));
 }
 
@@ -78,20 +78,20 @@ struct ColumnsPlan {
 inline ColumnsPlan plan_columns(int64_t rows, int64_t channels, int V, int rows_per_thread,
                                 int sm_count) {
   ColumnsPlan m;
-  m.col_lanes = static_cast<int>(min_of<int64_t>(32, next_pow2_of(ceil_div64(channels, V))));
+  m.col_lanes = static_cast<int>(min_of<int64_t>(32, next_pow2(ceil_div(channels, V))));
   m.row_lanes = kColumnsThreads / m.col_lanes;
   m.rows_per_thread = rows_per_thread;
-  m.col_tiles = ceil_div64(channels, int64_t(m.col_lanes) * V);
+  m.col_tiles = ceil_div(channels, int64_t(m.col_lanes) * V);
   // Chunks of whole steps (row_lanes * rows_per_thread rows), at least as many as fill every
   // SM with kColumnsBlocksPerSm blocks when the rows allow (so that the first wave is full:
   // rounding the other way left [32, 512, 8, 8] fp32 at 256 of 264 blocks), at most 65535.
   const int64_t step_rows = int64_t(m.row_lanes) * m.rows_per_thread;
-  const int64_t steps = ceil_div64(rows, step_rows);
-  const int64_t wanted = ceil_div64(int64_t(sm_count) * kColumnsBlocksPerSm, m.col_tiles);
+  const int64_t steps = ceil_div(rows, step_rows);
+  const int64_t wanted = ceil_div(int64_t(sm_count) * kColumnsBlocksPerSm, m.col_tiles);
   const int64_t steps_per_chunk =
-      max_of<int64_t>(max_of<int64_t>(1, steps / wanted), ceil_div64(steps, kMaxGridY));
+      max_of<int64_t>(max_of<int64_t>(1, steps / wanted), ceil_div(steps, kMaxGridY));
   m.chunk_rows = steps_per_chunk * step_rows;
-  m.chunks = ceil_div64(rows, m.chunk_rows);
+  m.chunks = ceil_div(rows, m.chunk_rows);
   return m;
 }
 
@@ -103,10 +103,10 @@ inline ColumnsPlan plan_columns(int64_t rows, int64_t channels, int V, int rows_
 //
 // How many of the step's rows_per_thread rows are below chunk_end (first < chunk_end): one
 // 32-bit bound per step instead of a 64-bit compare per row.
-SGF_HOST_DEVICE inline int rows_in_step(int64_t first, int64_t chunk_end, int row_lanes,
+C10_HOST_DEVICE inline int rows_in_step(int64_t first, int64_t chunk_end, int row_lanes,
                                         int rows_per_thread) {
   return static_cast<int>(
-      min_of<int64_t>(rows_per_thread, ceil_div64(chunk_end - first, row_lanes)));
+      min_of<int64_t>(rows_per_thread, ceil_div(chunk_end - first, row_lanes)));
 }
 
 // noise_injection's rows: row r = n * HW + i reads noise[r] (noise per sample, [N, 1, H, W])
@@ -118,16 +118,16 @@ struct NoiseRows {
   int step;      // row_lanes % wrap (< row_lanes <= 256)
 };
 
-SGF_HOST_DEVICE inline NoiseRows noise_rows(bool per_sample, int64_t HW, int row_lanes) {
+C10_HOST_DEVICE inline NoiseRows noise_rows(bool per_sample, int64_t HW, int row_lanes) {
   const int64_t wrap = per_sample ? INT64_MAX : HW;
   return {wrap, static_cast<int>(int64_t(row_lanes) % wrap)};
 }
 
 // The noise index of row r (the first of a step: one division per step).
-SGF_HOST_DEVICE inline int64_t noise_index(const NoiseRows& n, int64_t r) { return r % n.wrap; }
+C10_HOST_DEVICE inline int64_t noise_index(const NoiseRows& n, int64_t r) { return r % n.wrap; }
 
 // The noise index of the row row_lanes after the one at index i (< wrap).
-SGF_HOST_DEVICE inline int64_t next_noise_index(const NoiseRows& n, int64_t i) {
+C10_HOST_DEVICE inline int64_t next_noise_index(const NoiseRows& n, int64_t i) {
   i += n.step;  // < 2 * wrap: i < wrap and step < wrap (INT64_MAX: i + step is a row index)
   return i >= n.wrap ? i - n.wrap : i;
 }

@@ -1,5 +1,6 @@
-// Shared helpers for the CUDA kernels: 16-byte vectors, launch geometry, argument checks and
-// deterministic group reductions.
+// Shared helpers for the CUDA kernels: 16-byte vectors, launch geometry and deterministic group
+// reductions. (Element math shared with the CPU kernels is in <op>.h, checks in <op>.h and
+// common.h, plain helpers such as ceil_div in host_device.h.)
 //
 // Every kernel here is memory-bound (a few flops per byte), so the rules are the ones that
 // reach the DRAM floor: each input read once and each output written once, 16-byte accesses
@@ -84,28 +85,6 @@ __device__ __forceinline__ void store_channels(T* p, const Vec<T, V>& v, int val
   }
 }
 
-// ceil(a / b) for a >= 0, b > 0, on host and device (common.h's ceil_div is host-only).
-__host__ __device__ __forceinline__ int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
-// A dense tensor whose data pointer is not 16-byte aligned (a view with an odd storage offset)
-// is copied once, in the same memory format, so that every kernel can use 16-byte accesses
-// on all of its operands with one index computation. Fresh allocations are always aligned.
-inline at::Tensor aligned_dense(const at::Tensor& t, at::MemoryFormat format) {
-  at::Tensor dense = t.contiguous(format);
-  if (dense.numel() > 0 && !aligned16(dense.const_data_ptr())) {
-    dense = dense.clone(format);
-  }
-  return dense;
-}
-
-inline int64_t next_pow2(int64_t v) {
-  int64_t p = 1;
-  while (p < v) p *= 2;
-  return p;
-}
-
 inline int sm_count() { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
 
 // Blocks for a grid-stride loop over `items` with `threads` per block: enough to fill every SM
@@ -115,63 +94,11 @@ inline int64_t grid_blocks(int64_t items, int threads, int per_sm = 8) {
   return std::max<int64_t>(1, std::min<int64_t>(wanted, int64_t(sm_count()) * per_sm));
 }
 
-inline void check_cuda_tensor(const at::Tensor& t, const at::Tensor& like, const char* op,
-                              const char* name) {
-  TORCH_CHECK(t.device() == like.device(), op, " (cuda): ", name, " is on ", t.device(),
-              " but x is on ", like.device());
-  TORCH_CHECK(t.scalar_type() == like.scalar_type(), op, " (cuda): ", name, " must be ",
-              like.scalar_type(), " like x, got ", t.scalar_type());
-}
-
 // The block's dynamic shared memory as T[] (16-byte aligned: doubles and vectors fit).
 template <typename T>
 __device__ __forceinline__ T* dynamic_shared() {
   extern __shared__ __align__(16) unsigned char dynamic_shared_bytes[];
   return reinterpret_cast<T*>(dynamic_shared_bytes);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Device math in the accumulation type (float or double).
-
-template <typename T>
-__device__ __forceinline__ T dev_exp(T v) {
-  if constexpr (std::is_same_v<T, double>) {
-    return ::exp(v);
-  } else {
-    return ::expf(v);
-  }
-}
-template <typename T>
-__device__ __forceinline__ T dev_expm1(T v) {
-  if constexpr (std::is_same_v<T, double>) {
-    return ::expm1(v);
-  } else {
-    return ::expm1f(v);
-  }
-}
-template <typename T>
-__device__ __forceinline__ T dev_log1p(T v) {
-  if constexpr (std::is_same_v<T, double>) {
-    return ::log1p(v);
-  } else {
-    return ::log1pf(v);
-  }
-}
-template <typename T>
-__device__ __forceinline__ T dev_tanh(T v) {
-  if constexpr (std::is_same_v<T, double>) {
-    return ::tanh(v);
-  } else {
-    return ::tanhf(v);
-  }
-}
-template <typename T>
-__device__ __forceinline__ T dev_sqrt(T v) {
-  if constexpr (std::is_same_v<T, double>) {
-    return ::sqrt(v);
-  } else {
-    return ::sqrtf(v);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,13 +1,7 @@
-// CPU kernels of stylegan_fast::layer_epilogue_fwd / layer_epilogue_bwd.
-//
-//   t = x + noise_strength[c] * noise[n, hw],   v = t + bias[c],   u = lrelu(v) * gain
-//   y = scale[n, c] * (u - mean) * rstd + style_bias[n, c],  rstd = rsqrt(var + eps)
-//
-// Backward, with u_hat = (u - mean) * rstd and g = dy * scale:
-//   dscale = sum_hw dy * u_hat,  dstyle_bias = sum_hw dy,
-//   dt = gain * lrelu'(v) * rstd * (g - mean_hw(g) - u_hat * mean_hw(g * u_hat)),
-//   dx = dt,  dbias = sum_{n,hw} dt,  dnoise_strength = sum_{n,hw} dt * noise,
-//   dnoise = sum_c dt * noise_strength (and over n for noise shared by the batch).
+// CPU kernels of stylegan_fast::layer_epilogue_fwd / layer_epilogue_bwd: the plane
+// normalisation of plane_norm.h with the noise + bias + leaky ReLU prologue (its element math
+// and outputs shared with the CUDA kernels, plane_norm_cuda.cuh; the checks in
+// layer_epilogue.h).
 //
 // u is never stored: each pass recomputes it from x (a plane, or a block of channels of one
 // sample, stays in cache between passes while it fits), so the memory traffic is reading x
@@ -22,10 +16,12 @@
 #include <array>
 #include <cmath>
 
-#include "common.h"
+#include "layer_epilogue.h"
 
 namespace stylegan_fast {
 namespace {
+
+constexpr Label kLabel{"layer_epilogue", kCppBackend};
 
 // Channels per parallel task. A task owns whole planes (n, c), so the statistics need no
 // cross-task reduction; in channels_last a block of channels is the contiguous inner run.
@@ -50,7 +46,7 @@ struct Activation {
   // v = x + noise_strength * noise + bias: the pre-activation, summed in the reference's order.
   inline acc_t pre(acc_t x, acc_t noise, acc_t strength, acc_t bias) const {
     acc_t v = x;
-    if constexpr (kNoise) v = v + strength * noise;
+    if constexpr (kNoise) v = plane_norm::inject(v, strength, noise);
     if constexpr (kBias) v = v + bias;
     return v;
   }
@@ -58,8 +54,8 @@ struct Activation {
   // compiles to vector compare-and-blend; `v > 0 ? v : v * alpha` compiles to a branch per
   // element (the compiler may not speculate a multiply that could raise an FP exception):
   // with it the forward of [4, 64, 64, 64] took 38 ms on random signs and 7 ms on positive
-  // input (one thread), with the select ~2-3 ms. NaN takes alpha_gain (NaN either way).
-  inline acc_t slope(acc_t v) const { return v > acc_t(0) ? gain : alpha_gain; }
+  // input (one thread), with the select ~2-3 ms.
+  inline acc_t slope(acc_t v) const { return plane_norm::lrelu_slope(v, gain, alpha_gain); }
   inline acc_t value(acc_t v) const { return v * slope(v); }
   // noise[i], or 0 without noise (the pointer is then null and never read).
   template <typename scalar_t>
@@ -99,16 +95,14 @@ inline T load(const T* p, int64_t i) {
 }
 
 // The corrected two-pass statistics of one plane from its sums: m0, sum(u - m0), and
-// sum((u - m0)^2). NaN stays NaN (the clamp compares false).
+// sum((u - m0)^2).
 template <typename acc_t>
 inline void finish_statistics(acc_t m0, acc_t sum_d, acc_t sum_d2, int64_t hw, acc_t eps,
                               acc_t& mean, acc_t& rstd) {
   const acc_t inv_hw = acc_t(1) / acc_t(hw);
   const acc_t shift = sum_d * inv_hw;
-  acc_t var = sum_d2 * inv_hw - shift * shift;
-  if (var < acc_t(0)) var = acc_t(0);
   mean = m0 + shift;
-  rstd = acc_t(1) / std::sqrt(var + eps);
+  rstd = plane_norm::inverse_std(sum_d2 * inv_hw - shift * shift, eps);
 }
 
 // The lanes' partial sums, added in a fixed order.
@@ -206,7 +200,9 @@ void forward_nchw(const Planes<scalar_t>& planes, const scalar_t* style_bias, co
         const acc_t a = rstd * acc_t(p.scale[plane]);
         const acc_t b = acc_t(style_bias[plane]);
         scalar_t* yp = y + plane * HW;
-        for (int64_t i = 0; i < HW; ++i) yp[i] = static_cast<scalar_t>((u_at(i) - mean) * a + b);
+        for (int64_t i = 0; i < HW; ++i) {
+          yp[i] = static_cast<scalar_t>(plane_norm::styled(u_at(i), mean, a, b));
+        }
       }
     }
   });
@@ -272,7 +268,8 @@ void forward_nhwc(const Planes<scalar_t>& planes, const scalar_t* style_bias, co
       for (int64_t i = 0; i < HW; ++i) {
         const acc_t nz = act.noise_at(noise, i);
         for (int64_t j = 0; j < cb; ++j) {
-          ys[i * C + j] = static_cast<scalar_t>((u_at(i, j, nz) - mean[j]) * a[j] + b[j]);
+          ys[i * C + j] =
+              static_cast<scalar_t>(plane_norm::styled(u_at(i, j, nz), mean[j], a[j], b[j]));
         }
       }
     }
@@ -331,7 +328,7 @@ void backward_nchw(const Planes<scalar_t>& planes, const scalar_t* dy,
         const acc_t mean = means[plane], rstd = rstds[plane];
         auto u_hat_at = [&](int64_t i) {
           const acc_t v = act.pre(acc_t(p.x[base + i]), act.noise_at(noise, i), strength, bias);
-          return (act.value(v) - mean) * rstd;
+          return plane_norm::normalized(act.value(v), mean, rstd);
         };
         const acc_t scale = acc_t(p.scale[plane]);
         std::array<acc_t, kLanes> s_dy{}, s_dy_u_hat{}, s_g{}, s_g_u_hat{};
@@ -362,8 +359,9 @@ void backward_nchw(const Planes<scalar_t>& planes, const scalar_t* dy,
         auto dt_step = [&](int64_t i, int64_t j) {
           const acc_t nz = act.noise_at(noise, i);
           const acc_t v = act.pre(acc_t(p.x[base + i]), nz, strength, bias);
-          const acc_t u_hat = (act.value(v) - mean) * rstd;
-          const acc_t du = rstd * (acc_t(dy[base + i]) * scale - mean_g - u_hat * mean_g_u_hat);
+          const acc_t u_hat = plane_norm::normalized(act.value(v), mean, rstd);
+          const acc_t du = plane_norm::normalization_grad(acc_t(dy[base + i]), scale, u_hat, rstd,
+                                                          mean_g, mean_g_u_hat);
           const acc_t dt = du * act.slope(v);
           if (g.dx != nullptr) g.dx[base + i] = static_cast<scalar_t>(dt);
           s_dt[j] += dt;
@@ -422,7 +420,8 @@ void backward_nhwc(const Planes<scalar_t>& planes, const scalar_t* dy,
         const int64_t row = base + i * C;
         for (int64_t j = 0; j < cb; ++j) {
           const acc_t v = act.pre(acc_t(p.x[row + j]), nz, strength[j], bias[j]);
-          const acc_t d = acc_t(dy[row + j]), u_hat = (act.value(v) - mean[j]) * rstd[j];
+          const acc_t d = acc_t(dy[row + j]);
+          const acc_t u_hat = plane_norm::normalized(act.value(v), mean[j], rstd[j]);
           const acc_t gi = d * scale[j];
           b_dy[j] += d;
           b_dy_u_hat[j] += d * u_hat;
@@ -452,9 +451,9 @@ void backward_nhwc(const Planes<scalar_t>& planes, const scalar_t* dy,
         acc_t dn = 0;
         for (int64_t j = 0; j < cb; ++j) {
           const acc_t v = act.pre(acc_t(p.x[row + j]), nz, strength[j], bias[j]);
-          const acc_t u_hat = (act.value(v) - mean[j]) * rstd[j];
-          const acc_t du =
-              rstd[j] * (acc_t(dy[row + j]) * scale[j] - mean_g[j] - u_hat * mean_g_u_hat[j]);
+          const acc_t u_hat = plane_norm::normalized(act.value(v), mean[j], rstd[j]);
+          const acc_t du = plane_norm::normalization_grad(acc_t(dy[row + j]), scale[j], u_hat,
+                                                          rstd[j], mean_g[j], mean_g_u_hat[j]);
           const acc_t dt = du * act.slope(v);
           if (g.dx != nullptr) g.dx[row + j] = static_cast<scalar_t>(dt);
           b_dt[j] += dt;
@@ -491,64 +490,23 @@ void with_activation(bool has_noise, bool has_bias, double alpha, double gain, F
   return fn(Activation<acc_t, false, false>{g, ag});
 }
 
-at::ScalarType statistics_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
-
-void check_like_x(const at::Tensor& t, const at::Tensor& x, const char* name,
-                  at::IntArrayRef shape) {
-  TORCH_CHECK(t.device() == x.device() && t.scalar_type() == x.scalar_type(),
-              "layer_epilogue (cpp): ", name, " must match x in dtype and device");
-  TORCH_CHECK(t.sizes() == shape, "layer_epilogue (cpp): ", name, " must have shape ", shape,
-              ", got ", t.sizes());
-}
-
-void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& noise,
-                  const std::optional<at::Tensor>& noise_strength,
-                  const std::optional<at::Tensor>& bias, const at::Tensor& scale) {
-  TORCH_CHECK(x.device().is_cpu(), "layer_epilogue (cpp): x must be a CPU tensor");
-  TORCH_CHECK(x.dim() == 4, "layer_epilogue (cpp): x must be [N, C, H, W], got ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
-              "layer_epilogue (cpp): x must be a floating-point tensor");
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  TORCH_CHECK(noise.has_value() == noise_strength.has_value(),
-              "layer_epilogue (cpp): noise and noise_strength must be given together");
-  if (noise.has_value()) {
-    TORCH_CHECK(noise->dim() == 4 && (noise->size(0) == N || noise->size(0) == 1),
-                "layer_epilogue (cpp): noise must be [N, 1, H, W] or [1, 1, H, W]");
-    check_like_x(*noise, x, "noise", {noise->size(0), 1, H, W});
-    check_like_x(*noise_strength, x, "noise_strength", {C});
-  }
-  if (bias.has_value()) check_like_x(*bias, x, "bias", {C});
-  check_like_x(scale, x, "scale", {N, C});
-}
-
-void check_statistics(const at::Tensor& stats, const at::Tensor& x, const char* name) {
-  TORCH_CHECK(stats.device() == x.device() && stats.scalar_type() == statistics_type(x),
-              "layer_epilogue (cpp): ", name, " must be ", statistics_type(x), " on x's device");
-  TORCH_CHECK(stats.sizes() == at::IntArrayRef({x.size(0), x.size(1)}),
-              "layer_epilogue (cpp): ", name, " must have shape [N, C]");
-}
-
 template <typename scalar_t>
-Planes<scalar_t> planes_of(const at::Tensor& x, const at::Tensor& noise,
-                           const at::Tensor& noise_strength, const at::Tensor& bias,
+Planes<scalar_t> planes_of(const at::Tensor& x, const plane_norm::Prologue& prologue,
                            const at::Tensor& scale) {
+  auto ptr = [](const at::Tensor& t) {
+    return t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
+  };
   Planes<scalar_t> p;
   p.x = x.const_data_ptr<scalar_t>();
-  p.noise = noise.defined() ? noise.const_data_ptr<scalar_t>() : nullptr;
-  p.noise_strength = noise_strength.defined() ? noise_strength.const_data_ptr<scalar_t>() : nullptr;
-  p.bias = bias.defined() ? bias.const_data_ptr<scalar_t>() : nullptr;
+  p.noise = ptr(prologue.noise);
+  p.noise_strength = ptr(prologue.noise_strength);
+  p.bias = ptr(prologue.bias);
   p.scale = scale.const_data_ptr<scalar_t>();
   p.N = x.size(0);
   p.C = x.size(1);
   p.HW = x.size(2) * x.size(3);
-  p.noise_per_sample = noise.defined() && noise.size(0) == p.N && p.N != 1;
+  p.noise_per_sample = prologue.noise_per_sample(p.N);
   return p;
-}
-
-at::Tensor dense_or_undefined(const std::optional<at::Tensor>& t) {
-  return t.has_value() ? t->contiguous() : at::Tensor();
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_epilogue_fwd_cpu(
@@ -556,24 +514,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_epilogue_fwd_cpu(
     const std::optional<at::Tensor>& noise_strength, const std::optional<at::Tensor>& bias,
     const at::Tensor& scale, const at::Tensor& style_bias, double alpha, double gain,
     double eps) {
-  check_inputs(x, noise, noise_strength, bias, scale);
-  check_like_x(style_bias, x, "style_bias", scale.sizes());
+  layer_epilogue::check_inputs(kLabel, x, noise, noise_strength, bias, scale);
+  layer_epilogue::check_like_x(kLabel, style_bias, x, "style_bias", scale.sizes());
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
-  // [N, 1, H, W] has one memory order in both formats, so contiguous() never copies it.
-  const at::Tensor noise_c = dense_or_undefined(noise);
-  const at::Tensor strength_c = dense_or_undefined(noise_strength);
-  const at::Tensor bias_c = dense_or_undefined(bias);
+  const plane_norm::Prologue prologue =
+      plane_norm::dense_prologue(kCppBackend, noise, noise_strength, bias);
   const at::Tensor scale_c = scale.contiguous(), style_bias_c = style_bias.contiguous();
-  at::Tensor y = new_output(x, format);
-  const auto stats_options = x.options().dtype(statistics_type(x));
-  at::Tensor mean = new_output({x.size(0), x.size(1)}, stats_options);
-  at::Tensor rstd = new_output({x.size(0), x.size(1)}, stats_options);
-  if (mean.numel() == 0) return {y, mean, rstd};
+  auto [y, mean, rstd] = plane_norm::new_forward_outputs(x, format);
+  if (x.numel() == 0) return {y, mean, rstd};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "layer_epilogue_fwd",
                                   [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const auto p = planes_of<scalar_t>(xc, noise_c, strength_c, bias_c, scale_c);
+    const auto p = planes_of<scalar_t>(xc, prologue, scale_c);
     with_activation<acc_t>(noise.has_value(), bias.has_value(), alpha, gain, [&](const auto& act) {
       auto run = format == at::MemoryFormat::ChannelsLast
                      ? &forward_nhwc<scalar_t, std::decay_t<decltype(act)>>
@@ -593,35 +546,20 @@ layer_epilogue_bwd_cpu(const at::Tensor& dy, const at::Tensor& x,
                        const std::optional<at::Tensor>& bias, const at::Tensor& scale,
                        const at::Tensor& mean, const at::Tensor& rstd, double alpha, double gain,
                        std::array<bool, 6> output_mask) {
-  check_inputs(x, noise, noise_strength, bias, scale);
-  TORCH_CHECK(dy.sizes() == x.sizes() && dy.scalar_type() == x.scalar_type() &&
-                  dy.device() == x.device(),
-              "layer_epilogue (cpp): dy must match x in shape, dtype and device");
-  check_statistics(mean, x, "mean");
-  check_statistics(rstd, x, "rstd");
-  TORCH_CHECK(!(output_mask[1] || output_mask[2]) || noise.has_value(),
-              "layer_epilogue (cpp): dnoise and dnoise_strength need noise and noise_strength");
-  TORCH_CHECK(!output_mask[3] || bias.has_value(), "layer_epilogue (cpp): dbias needs bias");
+  layer_epilogue::check_inputs(kLabel, x, noise, noise_strength, bias, scale);
+  layer_epilogue::check_backward(kLabel, dy, x, noise, bias, mean, rstd, output_mask);
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format), dyc = dy.contiguous(format);
-  const at::Tensor noise_c = dense_or_undefined(noise);
-  const at::Tensor strength_c = dense_or_undefined(noise_strength);
-  const at::Tensor bias_c = dense_or_undefined(bias);
+  const plane_norm::Prologue prologue =
+      plane_norm::dense_prologue(kCppBackend, noise, noise_strength, bias);
   const at::Tensor scale_c = scale.contiguous();
   const at::Tensor mean_c = mean.contiguous(), rstd_c = rstd.contiguous();
 
-  auto requested = [&](int i, auto make) {
-    return output_mask[i] ? make() : at::empty({0}, x.options());
-  };
-  at::Tensor dx = requested(0, [&] { return new_output(x, format); });
-  at::Tensor dnoise = requested(1, [&] { return new_output(noise_c.sizes(), x.options()); });
-  at::Tensor dstrength = requested(2, [&] { return new_output({C}, x.options()); });
-  at::Tensor dbias = requested(3, [&] { return new_output({C}, x.options()); });
-  at::Tensor dscale = requested(4, [&] { return new_output({N, C}, x.options()); });
-  at::Tensor dstyle_bias = requested(5, [&] { return new_output({N, C}, x.options()); });
+  auto [dx, dnoise, dstrength, dbias, dscale, dstyle_bias] =
+      plane_norm::new_grads(x, prologue.noise, format, output_mask);
 
-  const auto acc_options = x.options().dtype(statistics_type(x));
+  const auto acc_options = x.options().dtype(accumulation_type(x));
   const int64_t blocks = ceil_div(C, kChannelBlock);
   // Unrounded partial sums, reduced below in a fixed order.
   at::Tensor dbias_planes = output_mask[3] ? at::empty({N, C}, acc_options) : at::Tensor();
@@ -639,7 +577,7 @@ layer_epilogue_bwd_cpu(const at::Tensor& dy, const at::Tensor& x,
       return t.defined() && t.numel() > 0 ? t.mutable_data_ptr<acc_t>() : nullptr;
     };
     if (x.numel() > 0) {
-      const auto p = planes_of<scalar_t>(xc, noise_c, strength_c, bias_c, scale_c);
+      const auto p = planes_of<scalar_t>(xc, prologue, scale_c);
       Grads<scalar_t> g;
       g.dx = output_mask[0] ? ptr(dx) : nullptr;
       g.dscale = output_mask[4] ? ptr(dscale) : nullptr;

@@ -1,8 +1,5 @@
-// CPU kernels of stylegan_fast::noise_injection_fwd / noise_injection_bwd.
-//
-//   y         = x + strength[c] * noise[n', 0, h, w]     (n' = n, or 0 for batch-shared noise)
-//   dnoise    = sum over c (and over n when noise is shared) of dy * strength[c]
-//   dstrength = sum over n, h, w of dy * noise[n', 0, h, w]
+// CPU kernels of stylegan_fast::noise_injection_fwd / noise_injection_bwd (the math and checks
+// of noise_injection.h, shared with noise_injection_cuda.cu).
 //
 // The backward reads dy once and produces both reductions. Every sum runs in a fixed order
 // that depends only on the shapes and the layout (never on the thread count): per-pixel sums
@@ -13,10 +10,14 @@
 #include <algorithm>
 #include <vector>
 
-#include "common.h"
+#include "noise_injection.h"
 
 namespace stylegan_fast {
 namespace {
+
+using noise_injection::inject;
+
+constexpr Label kLabel{"noise_injection", kCppBackend};
 
 // Pixels per backward task in NCHW: long enough rows for the vector units, short enough that
 // the task's dnoise and noise tiles (2 x 256 floats) stay in L1 while all C rows stream by.
@@ -65,7 +66,7 @@ void forward_nchw(const scalar_t* x, const scalar_t* noise, const scalar_t* stre
                        const scalar_t* xr = x + r * HW;
                        scalar_t* yr = y + r * HW;
                        for (int64_t j = 0; j < HW; ++j) {
-                         yr[j] = static_cast<scalar_t>(acc_t(xr[j]) + s * acc_t(nz[j]));
+                         yr[j] = static_cast<scalar_t>(inject(acc_t(xr[j]), s, acc_t(nz[j])));
                        }
                      }
                    });
@@ -84,7 +85,7 @@ void forward_nhwc(const scalar_t* x, const scalar_t* noise, const scalar_t* stre
                        const scalar_t* xp = x + p * C;
                        scalar_t* yp = y + p * C;
                        for (int64_t c = 0; c < C; ++c) {
-                         yp[c] = static_cast<scalar_t>(acc_t(xp[c]) + s[c] * nz);
+                         yp[c] = static_cast<scalar_t>(inject(acc_t(xp[c]), s[c], nz));
                        }
                      }
                    });
@@ -197,24 +198,6 @@ void backward_nhwc(const scalar_t* dy, const scalar_t* noise,
   });
 }
 
-void check_inputs(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength,
-                  const char* x_name) {
-  TORCH_CHECK(x.device().is_cpu() && noise.device().is_cpu() && strength.device().is_cpu(),
-              "noise_injection (cpp): ", x_name, ", noise and strength must be CPU tensors");
-  TORCH_CHECK(x.dim() == 4, "noise_injection (cpp): ", x_name,
-              " must have shape [N, C, H, W], got ", x.sizes());
-  TORCH_CHECK(noise.dim() == 4 && noise.size(1) == 1 &&
-                  (noise.size(0) == x.size(0) || noise.size(0) == 1) &&
-                  noise.size(2) == x.size(2) && noise.size(3) == x.size(3),
-              "noise_injection (cpp): noise must have shape [N, 1, H, W] or [1, 1, H, W] for ",
-              x_name, " of shape ", x.sizes(), ", got ", noise.sizes());
-  TORCH_CHECK(strength.dim() == 1 && strength.size(0) == x.size(1),
-              "noise_injection (cpp): strength must have shape [C] = [", x.size(1), "], got ",
-              strength.sizes());
-  TORCH_CHECK(noise.scalar_type() == x.scalar_type() && strength.scalar_type() == x.scalar_type(),
-              "noise_injection (cpp): noise and strength must have the dtype of ", x_name);
-}
-
 Geometry describe(const at::Tensor& x, const at::Tensor& noise) {
   Geometry g;
   g.batch = x.size(0);
@@ -226,7 +209,7 @@ Geometry describe(const at::Tensor& x, const at::Tensor& noise) {
 
 at::Tensor noise_injection_fwd_cpu(const at::Tensor& x, const at::Tensor& noise,
                                    const at::Tensor& strength) {
-  check_inputs(x, noise, strength, "x");
+  noise_injection::check_inputs(kLabel, x, noise, strength, "x");
   const auto format = kernel_memory_format(x);
   at::Tensor y = new_output(x, format);
   if (x.numel() == 0) return y;
@@ -249,15 +232,10 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cpu(const at::Tensor& dy,
                                                            const at::Tensor& strength,
                                                            bool compute_dnoise,
                                                            bool compute_dstrength) {
-  check_inputs(dy, noise, strength, "dy");
-  at::Tensor dnoise = compute_dnoise ? new_output(noise.sizes(), noise.options())
-                                     : at::empty({0}, noise.options());
-  at::Tensor dstrength = compute_dstrength ? new_output({dy.size(1)}, strength.options())
-                                           : at::empty({0}, strength.options());
-  if (dy.numel() == 0 || !(compute_dnoise || compute_dstrength)) {
-    // Sums over nothing; noise may still have pixels when N or C is zero.
-    dnoise.zero_();
-    dstrength.zero_();
+  noise_injection::check_inputs(kLabel, dy, noise, strength, "dy");
+  at::Tensor dnoise, dstrength;
+  if (!noise_injection::new_grads(dy, noise, strength, compute_dnoise, compute_dstrength, dnoise,
+                                  dstrength)) {
     return {dnoise, dstrength};
   }
   const auto format = kernel_memory_format(dy);

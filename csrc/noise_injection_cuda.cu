@@ -1,9 +1,5 @@
-// CUDA kernels of stylegan_fast::noise_injection_fwd / noise_injection_bwd (the math of
-// noise_injection.cpp):
-//
-//   y         = x + strength[c] * noise[n', 0, h, w]     (n' = n, or 0 for batch-shared noise)
-//   dnoise    = sum over c (and over n when noise is shared) of dy * strength[c]
-//   dstrength = sum over n, h, w of dy * noise[n', 0, h, w]
+// CUDA kernels of stylegan_fast::noise_injection_fwd / noise_injection_bwd: the math and checks
+// of noise_injection.h (shared with the CPU kernels, noise_injection.cpp).
 //
 // Bytes, s = sizeof(scalar): the forward reads x and writes y, 2 s per element (noise is 1/C
 // of x, read from L2 by the C planes that share it); the backward reads dy once per output it
@@ -21,11 +17,15 @@
 
 #include "columns_plan.h"
 #include "cuda_utils.cuh"
+#include "noise_injection.h"
 
 namespace stylegan_fast {
 namespace {
 
 using namespace stylegan_fast::cuda;
+using noise_injection::inject;
+
+constexpr Label kLabel{"noise_injection", kCudaBackend};
 
 constexpr int kThreads = 256;
 constexpr int kVectorsPerThread = 4;  // per chunk: a chunk is kThreads * 4 vectors
@@ -69,7 +69,9 @@ __global__ void __launch_bounds__(kThreads) planes_kernel(Params p,
       } else {
         Vec<scalar_t, V> out;
 #pragma unroll
-        for (int j = 0; j < V; ++j) out.v[j] = static_cast<scalar_t>(acc_t(xv.v[j]) + s * acc_t(nv.v[j]));
+        for (int j = 0; j < V; ++j) {
+          out.v[j] = static_cast<scalar_t>(inject(acc_t(xv.v[j]), s, acc_t(nv.v[j])));
+        }
         store_vec<V>(y + plane * p.HW + i, out);
       }
     }
@@ -137,7 +139,7 @@ __global__ void __launch_bounds__(plans::kColumnsThreads, plans::kColumnsBlocksP
             Vec<scalar_t, V> out;
 #pragma unroll
             for (int j = 0; j < V; ++j) {
-              out.v[j] = static_cast<scalar_t>(acc_t(xv[u].v[j]) + s[j] * noise_value);
+              out.v[j] = static_cast<scalar_t>(inject(acc_t(xv[u].v[j]), s[j], noise_value));
             }
             store_channels<V, kAligned>(y + (first + int64_t(u) * row_lanes) * p.C + c0, out,
                                         valid);
@@ -182,7 +184,7 @@ PartialsLayout launch(Params& p, bool channels_last, at::Tensor* partials,
                             kThreads));
     p.chunk = int64_t(threads) * kVectorsPerThread * width;
     p.chunks = ceil_div(p.HW, p.chunk);
-    TORCH_CHECK(p.chunks <= std::numeric_limits<int>::max(), "noise_injection (cuda): too large");
+    TORCH_CHECK(p.chunks <= std::numeric_limits<int>::max(), kLabel, ": too large");
     const dim3 grid(static_cast<unsigned>(p.chunks),
                     static_cast<unsigned>(std::min<int64_t>(p.N * p.C, 65535)));
     acc_t* part = nullptr;
@@ -222,26 +224,6 @@ PartialsLayout launch(Params& p, bool channels_last, at::Tensor* partials,
   return {p.chunks, 1, p.C, 1, 0};
 }
 
-void check_inputs(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength,
-                  const char* x_name) {
-  TORCH_CHECK(x.is_cuda(), "noise_injection (cuda): ", x_name, " must be a CUDA tensor, got ",
-              x.device());
-  TORCH_CHECK(x.dim() == 4, "noise_injection (cuda): ", x_name,
-              " must have shape [N, C, H, W], got ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "noise_injection (cuda): ", x_name,
-              " must be a floating-point tensor, got ", x.scalar_type());
-  TORCH_CHECK(noise.dim() == 4 && noise.size(1) == 1 &&
-                  (noise.size(0) == x.size(0) || noise.size(0) == 1) &&
-                  noise.size(2) == x.size(2) && noise.size(3) == x.size(3),
-              "noise_injection (cuda): noise must have shape [N, 1, H, W] or [1, 1, H, W] for ",
-              x_name, " of shape ", x.sizes(), ", got ", noise.sizes());
-  TORCH_CHECK(strength.dim() == 1 && strength.size(0) == x.size(1),
-              "noise_injection (cuda): strength must have shape [C] = [", x.size(1), "], got ",
-              strength.sizes());
-  check_cuda_tensor(noise, x, "noise_injection", "noise");
-  check_cuda_tensor(strength, x, "noise_injection", "strength");
-}
-
 Params params_of(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength) {
   Params p{};
   p.x = x.const_data_ptr();
@@ -256,7 +238,7 @@ Params params_of(const at::Tensor& x, const at::Tensor& noise, const at::Tensor&
 
 at::Tensor noise_injection_fwd_cuda(const at::Tensor& x, const at::Tensor& noise,
                                     const at::Tensor& strength) {
-  check_inputs(x, noise, strength, "x");
+  noise_injection::check_inputs(kLabel, x, noise, strength, "x");
   const c10::cuda::CUDAGuard guard(x.device());
   const auto format = kernel_memory_format(x);
   at::Tensor y = new_output(x, format);
@@ -279,16 +261,11 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cuda(const at::Tensor& dy
                                                             const at::Tensor& strength,
                                                             bool compute_dnoise,
                                                             bool compute_dstrength) {
-  check_inputs(dy, noise, strength, "dy");
+  noise_injection::check_inputs(kLabel, dy, noise, strength, "dy");
   const c10::cuda::CUDAGuard guard(dy.device());
-  at::Tensor dnoise = compute_dnoise ? new_output(noise.sizes(), noise.options())
-                                     : at::empty({0}, noise.options());
-  at::Tensor dstrength = compute_dstrength ? new_output({dy.size(1)}, strength.options())
-                                           : at::empty({0}, strength.options());
-  if (dy.numel() == 0 || !(compute_dnoise || compute_dstrength)) {
-    // Sums over nothing; noise may still have pixels when N or C is zero.
-    dnoise.zero_();
-    dstrength.zero_();
+  at::Tensor dnoise, dstrength;
+  if (!noise_injection::new_grads(dy, noise, strength, compute_dnoise, compute_dstrength, dnoise,
+                                  dstrength)) {
     return {dnoise, dstrength};
   }
   const auto format = kernel_memory_format(dy);
@@ -297,8 +274,7 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cuda(const at::Tensor& dy
   const at::Tensor noise_c = aligned_dense(noise, at::MemoryFormat::Contiguous);
   const at::Tensor strength_c = strength.contiguous();
   Params p = params_of(dyc, noise_c, strength_c);
-  const auto acc_options =
-      dy.options().dtype(dy.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+  const auto acc_options = dy.options().dtype(accumulation_type(dy));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dy.scalar_type(),
                                   "noise_injection_bwd_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;

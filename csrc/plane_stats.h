@@ -1,5 +1,5 @@
 // The plan and the statistics math of the CUDA plane-normalisation kernels
-// (layer_epilogue_cuda.cu: layer_epilogue and adain), in plain C++ so that
+// (plane_norm_cuda.cuh: the engine of layer_epilogue and adain), in plain C++ so that
 // tests/ops/test_cuda_plans.py compiles these very functions with g++ and checks them:
 // that the merges match a float64 two-pass mean/variance, that the chunk / tile / slot
 // decomposition covers every value of a plane exactly once, and that the plans at StyleGAN's
@@ -46,7 +46,7 @@ constexpr int kSumBlock = 16;          // fixed-order sums add blocks of 16 term
 
 // Values a thread holds per tile (elements NCHW, pixels NHWC): 64 bytes of accumulators, 16
 // floats or 8 doubles, so that a double kernel needs no more registers than a float one.
-SGF_HOST_DEVICE constexpr int values_per_thread(int64_t acc_size) {
+C10_HOST_DEVICE constexpr int values_per_thread(int64_t acc_size) {
   return static_cast<int>(64 / acc_size);
 }
 
@@ -56,7 +56,7 @@ SGF_HOST_DEVICE constexpr int values_per_thread(int64_t acc_size) {
 // channels_last forward with 4- and 8-byte scalars stops at 512: their 32-byte sector is 8 / 4
 // channels, so 512 threads still hold a 32x32 plane (every StyleGAN shape keeps its plan), and
 // at 1024 threads (<= 64 registers) ptxas spilled 4-20 bytes in fp32.
-SGF_HOST_DEVICE constexpr int max_one_pass_threads(bool backward, bool channels_last,
+C10_HOST_DEVICE constexpr int max_one_pass_threads(bool backward, bool channels_last,
                                                    int64_t scalar_size) {
   return backward || (channels_last && scalar_size >= 4) ? 512 : 1024;
 }
@@ -100,21 +100,21 @@ inline PlaneStatsPlan plan_plane_stats(int64_t N, int64_t C, int64_t HW, bool ch
       m.lanes = kChunkThreads / kChunkChannels;
     } else {
       m.group = group;
-      m.lanes = static_cast<int>(max_of<int64_t>(1, next_pow2_of(ceil_div64(HW, values))));
+      m.lanes = static_cast<int>(max_of<int64_t>(1, next_pow2(ceil_div(HW, values))));
     }
     m.threads = m.group * m.lanes;
-    m.blocks = N * ceil_div64(C, m.group);
+    m.blocks = N * ceil_div(C, m.group);
     m.smem = 2 * int64_t(m.threads) * acc_size;  // strided group sums: 2 values a thread
   } else {
     if (HW <= int64_t(max_threads) * values) {
-      m.lanes = static_cast<int>(max_of<int64_t>(1, next_pow2_of(ceil_div64(HW, values))));
+      m.lanes = static_cast<int>(max_of<int64_t>(1, next_pow2(ceil_div(HW, values))));
     } else {
       m.chunked = true;
       m.lanes = kChunkThreads;
     }
     m.threads = static_cast<int>(max_of<int64_t>(m.lanes, 256));
     m.group = m.threads / m.lanes;
-    m.blocks = ceil_div64(N * C, m.group);
+    m.blocks = ceil_div(N * C, m.group);
     m.smem = 2 * int64_t(m.threads / 32) * acc_size;  // contiguous group sums: 2 per warp
   }
   m.tile = int64_t(m.lanes) * values;
@@ -122,7 +122,7 @@ inline PlaneStatsPlan plan_plane_stats(int64_t N, int64_t C, int64_t HW, bool ch
     m.chunk = HW;
     return m;
   }
-  const int64_t tiles = ceil_div64(HW, m.tile);
+  const int64_t tiles = ceil_div(HW, m.tile);
   int64_t per_chunk;
   if (channels_last) {
     per_chunk = kMinChunkPixels / m.tile;
@@ -132,11 +132,11 @@ inline PlaneStatsPlan plan_plane_stats(int64_t N, int64_t C, int64_t HW, bool ch
     per_chunk = clamp_to<int64_t>(tiles * m.blocks / max_of<int64_t>(target_blocks, 1), 1,
                                   kNchwTilesPerChunk);
   }
-  per_chunk = min_of(max_of(per_chunk, ceil_div64(tiles, kMaxChunks)), tiles);
+  per_chunk = min_of(max_of(per_chunk, ceil_div(tiles, kMaxChunks)), tiles);
   m.tiles_per_chunk = per_chunk;
   m.chunk = per_chunk * m.tile;
-  m.chunks = ceil_div64(HW, m.chunk);
-  m.finalize_blocks = ceil_div64(N * C, kFinalizeThreads);
+  m.chunks = ceil_div(HW, m.chunk);
+  m.finalize_blocks = ceil_div(N * C, kFinalizeThreads);
   return m;
 }
 
@@ -149,29 +149,29 @@ struct Span {
 };
 
 // Chunk k of a plane of HW values.
-SGF_HOST_DEVICE inline Span chunk_span(int64_t HW, int64_t chunk, int64_t k) {
+C10_HOST_DEVICE inline Span chunk_span(int64_t HW, int64_t chunk, int64_t k) {
   const int64_t begin = k * chunk;
   return {begin, min_of(HW, begin + chunk)};
 }
 
-SGF_HOST_DEVICE inline int64_t chunk_count(int64_t HW, int64_t chunk, int64_t k) {
+C10_HOST_DEVICE inline int64_t chunk_count(int64_t HW, int64_t chunk, int64_t k) {
   const Span s = chunk_span(HW, chunk, k);
   return s.end - s.begin;
 }
 
-SGF_HOST_DEVICE inline int64_t tiles_in(Span chunk, int64_t tile) {
-  return ceil_div64(chunk.end - chunk.begin, tile);
+C10_HOST_DEVICE inline int64_t tiles_in(Span chunk, int64_t tile) {
+  return ceil_div(chunk.end - chunk.begin, tile);
 }
 
 // Tile t of a chunk.
-SGF_HOST_DEVICE inline Span tile_span(Span chunk, int64_t tile, int64_t t) {
+C10_HOST_DEVICE inline Span tile_span(Span chunk, int64_t tile, int64_t t) {
   const int64_t begin = chunk.begin + t * tile;
   return {begin, min_of(chunk.end, begin + tile)};
 }
 
 // Slot e (< values) of lane `lane` of `lanes` in a tile starting at `begin`: the lanes take
 // consecutive accesses of V values (NCHW: 16-byte vectors; NHWC: V = 1, one pixel each).
-SGF_HOST_DEVICE inline int64_t slot_index(int64_t begin, int lane, int lanes, int V, int e) {
+C10_HOST_DEVICE inline int64_t slot_index(int64_t begin, int lane, int lanes, int V, int e) {
   return begin + (int64_t(e / V) * lanes + lane) * V + e % V;
 }
 
@@ -179,15 +179,15 @@ SGF_HOST_DEVICE inline int64_t slot_index(int64_t begin, int lane, int lanes, in
 // these are exactly the slots e < count. V divides the tile's bounds (NCHW vectors need
 // HW % V == 0; chunks and tiles are multiples of lanes * values), so an access is wholly
 // inside or outside.
-SGF_HOST_DEVICE inline int slot_count(Span tile, int lane, int lanes, int V, int values) {
+C10_HOST_DEVICE inline int slot_count(Span tile, int lane, int lanes, int V, int values) {
   const int64_t first = tile.begin + int64_t(lane) * V, step = int64_t(lanes) * V;
-  const int64_t accesses = first < tile.end ? ceil_div64(tile.end - first, step) : 0;
+  const int64_t accesses = first < tile.end ? ceil_div(tile.end - first, step) : 0;
   return static_cast<int>(min_of<int64_t>(accesses, values / V)) * V;
 }
 
 // Where pass 1 leaves chunk k's two statistics of plane `plane`: chunk-major, so that the
 // finalize's threads (one per plane) read consecutive addresses for each k.
-SGF_HOST_DEVICE inline int64_t partial_offset(int64_t k, int64_t plane, int64_t planes) {
+C10_HOST_DEVICE inline int64_t partial_offset(int64_t k, int64_t plane, int64_t planes) {
   return (k * planes + plane) * 2;
 }
 
@@ -202,7 +202,7 @@ struct Moments {
 // The moments of values[0, count), 1 <= count <= kN, by the corrected two-pass algorithm
 // (mean m0, then sum(v - m0) and sum((v - m0)^2)): |mean| >> std does not cancel M2.
 template <int kN, typename T>
-SGF_HOST_DEVICE inline Moments<T> moments_of(const T (&values)[kN], int count) {
+C10_HOST_DEVICE inline Moments<T> moments_of(const T (&values)[kN], int count) {
   const T n = T(count);
   T sum = T(0);
   SGF_UNROLL
@@ -220,7 +220,7 @@ SGF_HOST_DEVICE inline Moments<T> moments_of(const T (&values)[kN], int count) {
 
 // a then b, by Chan et al.'s update; an empty side leaves the other as it is.
 template <typename T>
-SGF_HOST_DEVICE inline Moments<T> chan_merge(const Moments<T>& a, const Moments<T>& b) {
+C10_HOST_DEVICE inline Moments<T> chan_merge(const Moments<T>& a, const Moments<T>& b) {
   if (b.count == T(0)) return a;
   if (a.count == T(0)) return b;
   const T n = a.count + b.count;
@@ -233,11 +233,11 @@ SGF_HOST_DEVICE inline Moments<T> chan_merge(const Moments<T>& a, const Moments<
 //   mean = sum_i n_i mean_i / n,   M2 = sum_i (M2_i + n_i (mean_i - mean)^2).
 // Two sums of terms, each any fixed order; empty parts contribute exactly 0.
 template <typename T>
-SGF_HOST_DEVICE inline T mean_term(const Moments<T>& m) {
+C10_HOST_DEVICE inline T mean_term(const Moments<T>& m) {
   return m.count == T(0) ? T(0) : m.count * m.mean;
 }
 template <typename T>
-SGF_HOST_DEVICE inline T spread_term(const Moments<T>& m, T mean) {
+C10_HOST_DEVICE inline T spread_term(const Moments<T>& m, T mean) {
   if (m.count == T(0)) return T(0);
   const T d = m.mean - mean;
   return m.m2 + m.count * d * d;
@@ -248,7 +248,7 @@ SGF_HOST_DEVICE inline T spread_term(const Moments<T>& m, T mean) {
 // chunks, then the block sums), so every run gives the same bits, and the rounding error
 // grows with 16 + chunks / 16 terms rather than with the 256 chunks a plane may have.
 template <typename T>
-SGF_HOST_DEVICE inline void merge_chunk_moments(const T* partials, int64_t plane, int64_t planes,
+C10_HOST_DEVICE inline void merge_chunk_moments(const T* partials, int64_t plane, int64_t planes,
                                                 int64_t HW, int64_t chunk, int64_t chunks,
                                                 T& mean, T& m2) {
   T total = T(0);
@@ -276,7 +276,7 @@ SGF_HOST_DEVICE inline void merge_chunk_moments(const T* partials, int64_t plane
 // The backward's finalize: the plane's two chunk sums (sum dy, sum dy * u_hat) added in the
 // same fixed order.
 template <typename T>
-SGF_HOST_DEVICE inline void sum_chunk_pairs(const T* partials, int64_t plane, int64_t planes,
+C10_HOST_DEVICE inline void sum_chunk_pairs(const T* partials, int64_t plane, int64_t planes,
                                             int64_t chunks, T& first, T& second) {
   first = second = T(0);
   for (int64_t b = 0; b < chunks; b += kSumBlock) {

@@ -1,11 +1,7 @@
 // CPU kernels of stylegan_fast::upfirdn2d_fwd: upsample (zero insertion), pad, FIR filter,
-// downsample, computed polyphase.
-//
-// Along one axis, with g the cross-correlation taps (f reversed unless flip_filter):
-//   y[m] = sum_k x[k] * g[k * up - m * down + pad0],   0 <= k < in,  0 <= tap < taps.
-// Neither the inserted zeros nor the padding are ever multiplied: output m visits only the
-// taps that land on real input samples, the taps j0, j0 + up, ... meeting inputs k0, k0 + 1,
-// ... (one arithmetic run per output sample).
+// downsample, computed polyphase (the index math and checks of upfirdn2d.h, shared with
+// upfirdn2d_cuda.cu). Output m visits only the taps that land on real input samples, the taps
+// j0, j0 + up, ... meeting inputs k0, k0 + 1, ... (one arithmetic run per output sample).
 //
 // Two traversals, both accumulating V = 64 bytes of acc_t (16 floats, 8 doubles) at a time in
 // registers (LaneAcc):
@@ -31,17 +27,16 @@
 #include <type_traits>
 #include <vector>
 
-#include "common.h"
+#include "upfirdn2d.h"
 
 namespace stylegan_fast {
 namespace {
 
-inline int64_t floor_div(int64_t a, int64_t b) {
-  const int64_t q = a / b;
-  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
+using upfirdn2d::filter_index;
+using upfirdn2d::floor_div;
+using upfirdn2d::floor_mod;
 
-inline int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+constexpr Label kLabel{"upfirdn2d", kCppBackend};
 
 template <typename acc_t>
 constexpr int kLanes = 64 / sizeof(acc_t);
@@ -82,12 +77,11 @@ struct TapRun {
 std::vector<TapRun> plan_runs(const Axis& a) {
   std::vector<TapRun> runs(a.out);
   for (int64_t m = 0; m < a.out; ++m) {
-    // Tap j meets upsampled sample base + j, a real input when it is a multiple of up
-    // within [0, in * up).
+    // The taps that meet upsampled samples within [0, in * up): [lo, hi).
     const int64_t base = m * a.down - a.pad0;
     const int64_t lo = std::max<int64_t>(0, -base);
     const int64_t hi = std::min<int64_t>(a.taps, a.in * a.up - base);
-    const int64_t j0 = lo + floor_mod(-(base + lo), a.up);
+    const int64_t j0 = upfirdn2d::first_tap(base, a.up, lo);
     if (j0 < hi) runs[m] = {(base + j0) / a.up, j0, ceil_div(hi - j0, a.up)};
   }
   return runs;
@@ -190,7 +184,7 @@ Taps<acc_t> make_taps(const at::Tensor& f, bool flip_filter, double gain) {
   const int64_t fh = f.size(0), fw = f.size(-1);
   Taps<acc_t> t;
   auto tap = [&](const auto& taps, int64_t n, int64_t j) {
-    return taps[flip_filter ? j : n - 1 - j];
+    return taps[filter_index(j, n, flip_filter)];
   };
   if (f.dim() == 1) {
     // Each pass carries |gain| ** 0.5; the x pass also carries the sign, as the reference.
@@ -212,7 +206,8 @@ Taps<acc_t> make_taps(const at::Tensor& f, bool flip_filter, double gain) {
   }
   for (int64_t j = 0; j < fh; ++j) {
     for (int64_t i = 0; i < fw; ++i) {
-      const int64_t src = flip_filter ? j * fw + i : (fh - 1 - j) * fw + (fw - 1 - i);
+      const int64_t src =
+          filter_index(j, fh, flip_filter) * fw + filter_index(i, fw, flip_filter);
       t.xy.push_back(acc_t(data[src]) * acc_t(gain));
     }
   }
@@ -614,21 +609,11 @@ constexpr int64_t kMinRowsWidth = 32;
 at::Tensor upfirdn2d_fwd_cpu(const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy,
                              int64_t downx, int64_t downy, int64_t padx0, int64_t padx1,
                              int64_t pady0, int64_t pady1, bool flip_filter, double gain) {
-  TORCH_CHECK(x.device().is_cpu() && f.device().is_cpu(),
-              "upfirdn2d (cpp): x and f must be CPU tensors");
-  TORCH_CHECK(x.dim() == 4, "upfirdn2d (cpp): x must have shape [N, C, H, W]");
-  TORCH_CHECK(f.dim() == 1 || f.dim() == 2,
-              "upfirdn2d (cpp): f must have shape [ft] (separable) or [fh, fw]");
-  TORCH_CHECK(f.numel() > 0, "upfirdn2d (cpp): f must have at least one tap");
-  TORCH_CHECK(f.scalar_type() == at::kFloat, "upfirdn2d (cpp): f must be float32");
-  TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1,
-              "upfirdn2d (cpp): up and down must be >= 1");
-  Axis ax{x.size(3), 0, upx, downx, padx0, f.size(-1)};
-  Axis ay{x.size(2), 0, upy, downy, pady0, f.size(0)};
-  ax.out = floor_div(ax.in * upx + padx0 + padx1 - ax.taps, downx) + 1;
-  ay.out = floor_div(ay.in * upy + pady0 + pady1 - ay.taps, downy) + 1;
-  TORCH_CHECK(ax.out >= 1 && ay.out >= 1, "upfirdn2d (cpp): the output would be ", ay.out, "x",
-              ax.out, " (H x W); it needs at least one sample along each axis");
+  upfirdn2d::check_inputs(kLabel, x, f, upx, upy, downx, downy);
+  const upfirdn2d::OutputSize size = upfirdn2d::checked_output_size(
+      kLabel, x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1);
+  const Axis ax{x.size(3), size.w, upx, downx, padx0, f.size(-1)};
+  const Axis ay{x.size(2), size.h, upy, downy, pady0, f.size(0)};
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
   at::Tensor y = new_output({x.size(0), x.size(1), ay.out, ax.out},

@@ -1,10 +1,8 @@
-// CUDA kernels of stylegan_fast::upfirdn2d_fwd (the math of upfirdn2d.cpp): upsample (zero
-// insertion), pad, FIR filter, downsample. Along one axis, with g the cross-correlation taps
-// (f reversed unless flip_filter) and the gain folded in:
-//   y[m] = sum_k x[k] * g[k * up - m * down + pad0]
-// Output m meets its first real input sample at tap j0 = (pad0 - m * down) mod up, input
-// k0 = (m * down - pad0 + j0) / up, then taps j0 + i * up meet inputs k0 + i: the inserted
-// zeros and the padding are never multiplied. The backward is this same op (see
+// CUDA kernels of stylegan_fast::upfirdn2d_fwd: upsample (zero insertion), pad, FIR filter,
+// downsample, with the index math and checks of upfirdn2d.h (shared with upfirdn2d.cpp) and the
+// gain folded into the taps. Output m meets its first real input sample at tap
+// j0 = first_tap(m * down - pad0, up), input k0 = (m * down - pad0 + j0) / up, then taps
+// j0 + i * up meet inputs k0 + i. The backward is this same op (see
 // ops/upfirdn2d/registration.py: adjoint_params), so one kernel serves every order.
 //
 // Tiled: a block owns an output tile of tile_c channels x tile_h rows x tile_w columns, loads
@@ -32,28 +30,18 @@
 #include <algorithm>
 
 #include "cuda_utils.cuh"
+#include "upfirdn2d.h"
 
 namespace stylegan_fast {
 namespace {
 
 using namespace stylegan_fast::cuda;
 
-__host__ __device__ __forceinline__ int64_t floor_div(int64_t a, int64_t b) {
-  const int64_t q = a / b;
-  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-__host__ __device__ __forceinline__ int64_t floor_mod(int64_t a, int64_t b) {
-  return a - floor_div(a, b) * b;
-}
-// 32-bit twins for the per-output arithmetic of the kernels: the host checks keep every
-// coordinate times a factor below 2^30, and a 64-bit division is a call to a slow routine on
-// the GPU (12 of them in generic_kernel<double> kept a register in local memory: 4 B of
-// spill, ptxas -v, sm_90).
-__device__ __forceinline__ int floor_div32(int a, int b) {
-  const int q = a / b;
-  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-__device__ __forceinline__ int floor_mod32(int a, int b) { return a - floor_div32(a, b) * b; }
+using upfirdn2d::filter_index;
+using upfirdn2d::first_tap;
+using upfirdn2d::floor_div;
+
+constexpr Label kLabel{"upfirdn2d", kCudaBackend};
 
 // Filters with more taps than this read their weights from global memory (L1-cached) instead
 // of a shared table.
@@ -88,8 +76,8 @@ struct Params {
 // Tap (jy, jx) of the cross-correlation, gain included, computed from f.
 template <typename acc_t>
 __device__ __forceinline__ acc_t tap_from_filter(const Params& p, int jy, int jx) {
-  const int ry = p.flip ? jy : p.fh - 1 - jy;
-  const int rx = p.flip ? jx : p.fw - 1 - jx;
+  const int ry = filter_index(jy, p.fh, p.flip);
+  const int rx = filter_index(jx, p.fw, p.flip);
   const acc_t g = p.filter_1d ? acc_t(p.f[ry]) * acc_t(p.f[rx]) : acc_t(p.f[ry * p.fw + rx]);
   return g * acc_t(p.gain);
 }
@@ -119,8 +107,8 @@ __device__ __forceinline__ Tile locate(const Params& p, int tile) {
   t.c0 = int64_t(tc) * p.tile_c;
   t.oy0 = ty * p.tile_h;
   t.ox0 = tx * p.tile_w;
-  t.ky0 = -floor_div32(p.pady0 - t.oy0 * p.downy, p.upy);  // ceil((oy0 * downy - pady0) / upy)
-  t.kx0 = -floor_div32(p.padx0 - t.ox0 * p.downx, p.upx);
+  t.ky0 = -floor_div(p.pady0 - t.oy0 * p.downy, p.upy);  // ceil((oy0 * downy - pady0) / upy)
+  t.kx0 = -floor_div(p.padx0 - t.ox0 * p.downx, p.upx);
   return t;
 }
 
@@ -232,8 +220,8 @@ __global__ void __launch_bounds__(kThreads) generic_kernel(Params p) {
       if (oy >= p.out_h || ox >= p.out_w || c >= p.C) continue;
       const int base_y = oy * p.downy - p.pady0;
       const int base_x = ox * p.downx - p.padx0;
-      const int jy0 = floor_mod32(-base_y, p.upy);
-      const int jx0 = floor_mod32(-base_x, p.upx);
+      const int jy0 = first_tap(base_y, p.upy);
+      const int jx0 = first_tap(base_x, p.upx);
       const int ky_first = (base_y + jy0) / p.upy;  // exact
       const int kx_first = (base_x + jx0) / p.upx;
       acc_t acc = 0;
@@ -355,8 +343,8 @@ __global__ void __launch_bounds__(kThreads) fast_kernel(Params p) {
       const int64_t c = t.c0 + cl;
       const int64_t base_y = int64_t(oy0) * kDown - p.pady0;
       const int64_t base_x = int64_t(ox) * kDown - p.padx0;
-      const int phase_y = static_cast<int>(floor_mod(-base_y, kUp));
-      const int phase_x = static_cast<int>(floor_mod(-base_x, kUp));
+      const int phase_y = static_cast<int>(first_tap<int64_t>(base_y, kUp));
+      const int phase_x = static_cast<int>(first_tap<int64_t>(base_x, kUp));
       const int row0 = static_cast<int>((base_y + phase_y) / kUp) - t.ky0;
       const int col0 = static_cast<int>((base_x + phase_x) / kUp) - t.kx0;
       acc_t acc[kRun];
@@ -469,7 +457,7 @@ void plan_fast(Params& p, bool channels_last, int run, int up, int64_t acc_size)
       p.tile_h = p.tile_h / run / 2 * run;
     } else {
       // A single 64 x 8 run tile of a 4x4 filter needs under 10 KB even in double.
-      TORCH_CHECK(p.tile_w > min_w, "upfirdn2d (cuda): internal error: no fast tile fits");
+      TORCH_CHECK(p.tile_w > min_w, kLabel, ": internal error: no fast tile fits");
       p.tile_w /= 2;
     }
     finish_tiling(p, channels_last);
@@ -478,7 +466,7 @@ void plan_fast(Params& p, bool channels_last, int run, int up, int64_t acc_size)
 
 template <typename Kernel>
 void launch_tiles(Kernel kernel, const Params& p, int64_t smem) {
-  TORCH_CHECK(p.tiles < (int64_t(1) << 30), "upfirdn2d (cuda): the tensor is too large for one ",
+  TORCH_CHECK(p.tiles < (int64_t(1) << 30), kLabel, ": the tensor is too large for one ",
               "launch (", p.tiles, " tiles; at most 2^30)");
   // Fill every SM; shared memory limits residency to ~48 KB per block at worst (4 per SM).
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(p.tiles, int64_t(sm_count()) * 8));
@@ -524,20 +512,7 @@ void run_upfirdn2d(Params& p) {
 at::Tensor upfirdn2d_fwd_cuda(const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy,
                               int64_t downx, int64_t downy, int64_t padx0, int64_t padx1,
                               int64_t pady0, int64_t pady1, bool flip_filter, double gain) {
-  TORCH_CHECK(x.is_cuda(), "upfirdn2d (cuda): x must be a CUDA tensor, got ", x.device());
-  TORCH_CHECK(f.device() == x.device(), "upfirdn2d (cuda): f is on ", f.device(),
-              " but x is on ", x.device());
-  TORCH_CHECK(x.dim() == 4, "upfirdn2d (cuda): x must have shape [N, C, H, W], got ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
-              "upfirdn2d (cuda): x must be a floating-point tensor, got ", x.scalar_type());
-  TORCH_CHECK(f.dim() == 1 || f.dim() == 2,
-              "upfirdn2d (cuda): f must have shape [ft] (separable) or [fh, fw], got ", f.sizes());
-  TORCH_CHECK(f.numel() > 0, "upfirdn2d (cuda): f must have at least one tap");
-  TORCH_CHECK(f.scalar_type() == at::kFloat, "upfirdn2d (cuda): f must be float32, got ",
-              f.scalar_type());
-  TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1,
-              "upfirdn2d (cuda): up and down must be >= 1, got up=[", upx, ", ", upy,
-              "], down=[", downx, ", ", downy, "]");
+  upfirdn2d::check_inputs(kLabel, x, f, upx, upy, downx, downy);
   const int64_t fh = f.size(0), fw = f.size(-1);
   // Tile coordinates are 32-bit: every factor, padding and extent must stay below 2^30 (so
   // that no product below overflows either).
@@ -546,14 +521,12 @@ at::Tensor upfirdn2d_fwd_cuda(const at::Tensor& x, const at::Tensor& f, int64_t 
                   fits(padx1) && fits(pady0) && fits(pady1) && fits(fh) && fits(fw) &&
                   fits(x.size(2) * upy + std::abs(pady0) + std::abs(pady1) + fh) &&
                   fits(x.size(3) * upx + std::abs(padx0) + std::abs(padx1) + fw),
-              "upfirdn2d (cuda): sizes times up factors plus padding must stay below 2^30");
-  const int64_t out_h = floor_div(x.size(2) * upy + pady0 + pady1 - fh, downy) + 1;
-  const int64_t out_w = floor_div(x.size(3) * upx + padx0 + padx1 - fw, downx) + 1;
-  TORCH_CHECK(out_h >= 1 && out_w >= 1, "upfirdn2d (cuda): the output would be ", out_h, "x",
-              out_w, " (H x W); it needs at least one sample along each axis");
+              kLabel, ": sizes times up factors plus padding must stay below 2^30");
+  const auto [out_h, out_w] = upfirdn2d::checked_output_size(kLabel, x, f, upx, upy, downx, downy,
+                                                             padx0, padx1, pady0, pady1);
   TORCH_CHECK(fits(out_h * downy + std::abs(pady0) + fh) &&
                   fits(out_w * downx + std::abs(padx0) + fw),
-              "upfirdn2d (cuda): output sizes times down factors must stay below 2^30");
+              kLabel, ": output sizes times down factors must stay below 2^30");
   const c10::cuda::CUDAGuard guard(x.device());
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import torch
 
 from . import _library, _preferences
+from .ops._common import triton_interpreting
 
 BACKENDS = ("ref", "cpp", "triton", "cuda")
 IMPLS = ("auto", *BACKENDS)
@@ -54,6 +55,7 @@ _OPS: dict[str, OpKernels] = {}
 # Filled once by freeze() after every op is registered: probing the dispatcher is not
 # traceable by Dynamo, reading this dict is.
 _STATIC_REASONS: dict[tuple[str, str, str], str | None] = {}
+_FROZEN = False
 _WARNED: set[tuple[str, str, str]] = set()
 _TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
 
@@ -65,6 +67,13 @@ _DEFAULT_CUDA_ORDER = ("cuda", "triton")
 
 
 def register(op: OpKernels) -> None:
+    """Adds ``op`` (``ops/_registry.define_op`` calls this); only before :func:`freeze`."""
+    if _FROZEN:
+        raise RuntimeError(
+            f"stylegan_fast: op {op.name!r} was registered after _backend.freeze(): its "
+            "backends' availability would be probed on every call, which torch.compile cannot "
+            "trace. Import its module from stylegan_fast/ops/__init__.py, before freeze()."
+        )
     _OPS[op.name] = op
     _IMPL_ENV[op.name] = f"STYLEGAN_FAST_IMPL_{op.name.upper()}"
     _CPU_ORDER[op.name] = (*op.cpu_preference, "ref")
@@ -101,7 +110,10 @@ def _static_reason(op: OpKernels, backend: str, device_type: str) -> str | None:
 
 
 def freeze() -> None:
-    """Computes the availability table; called once all ops are registered."""
+    """Computes the availability table; called once all ops are registered (by
+    ``stylegan_fast/ops/__init__.py``). Later registrations are refused."""
+    global _FROZEN
+    _FROZEN = True
     for op in _OPS.values():
         for backend in BACKENDS:
             for device_type in ("cpu", "cuda"):
@@ -114,19 +126,16 @@ def _reason(op_name: str, backend: str, device: torch.device, op_reasons) -> str
     key = (op_name, backend, device.type)
     if key in _STATIC_REASONS:
         reason = _STATIC_REASONS[key]
-    else:
+    else:  # a device type freeze() does not tabulate
         reason = _static_reason(_OPS[op_name], backend, device.type)
-    if reason is None and backend == "triton" and device.type == "cpu" and not _interpreting():
+    cpu_triton = backend == "triton" and device.type == "cpu"
+    if reason is None and cpu_triton and not triton_interpreting():
         reason = (
             "runs CUDA tensors; CPU tensors need TRITON_INTERPRET=1 set before importing triton"
         )
     if reason is None and op_reasons is not None:
         reason = op_reasons.get(backend)
     return reason
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
 
 
 def requested_impl(op_name: str, impl: str) -> str:

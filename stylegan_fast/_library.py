@@ -2,8 +2,9 @@
 extension ``stylegan_fast._C`` (and why it is missing, if it is), the output-layout rule the
 fake functions share with the kernels, and the generic higher-order backward.
 
-Schemas live in Python (each op's ``registration.py``) so they exist whether or not ``_C`` is
-built; ``_C`` only adds kernels to them with ``TORCH_LIBRARY_IMPL``.
+Schemas live in Python (each op's ``registration.py``, through ``ops/_registry.define_op``) so
+they exist whether or not ``_C`` is built; ``_C`` only adds kernels to them with
+``TORCH_LIBRARY_IMPL``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+
+from .ops._common import env_flag
 
 NAMESPACE = "stylegan_fast"
 
@@ -56,15 +59,11 @@ class ExtensionStatus:
     build_info: dict
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "0").lower() in ("1", "true", "yes", "on")
-
-
 def _load_extension() -> ExtensionStatus:
-    if _env_flag("STYLEGAN_FAST_DISABLE_EXTENSION"):
+    if env_flag("STYLEGAN_FAST_DISABLE_EXTENSION"):
         return ExtensionStatus(False, "disabled by STYLEGAN_FAST_DISABLE_EXTENSION=1", {})
     status = _load_prebuilt_extension()
-    if status.loaded or not _env_flag("STYLEGAN_FAST_JIT"):
+    if status.loaded or not env_flag("STYLEGAN_FAST_JIT"):
         return status
     return _jit_build_extension(status.reason)
 
@@ -132,7 +131,7 @@ def _jit_build_extension(prebuilt_reason: str) -> ExtensionStatus:
         with_cuda = (
             torch.version.cuda is not None
             and cpp_extension.CUDA_HOME is not None
-            and not _env_flag("STYLEGAN_FAST_NO_CUDA")
+            and not env_flag("STYLEGAN_FAST_NO_CUDA")
         )
         sources = _build_flags.sources(sources_dir, with_cuda)
         with_cuda = with_cuda and any(p.suffix == ".cu" for p in sources)
@@ -165,7 +164,7 @@ def _jit_build_extension(prebuilt_reason: str) -> ExtensionStatus:
             build_directory=str(build_dir),
             with_cuda=with_cuda,
             is_python_module=False,
-            verbose=_env_flag("STYLEGAN_FAST_JIT_VERBOSE"),
+            verbose=env_flag("STYLEGAN_FAST_JIT_VERBOSE"),
         )
     except Exception as exc:
         return ExtensionStatus(

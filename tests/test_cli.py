@@ -1,11 +1,19 @@
-"""The stylegan-fast command line and the benchmark harness behind `bench`."""
+"""The stylegan-fast command line (its parser built from the commands registry, and which
+package may import which), and the benchmark harness behind `bench`."""
 
+import ast
 import csv
+import re
+from pathlib import Path
 
 import torch
 
+import stylegan_fast
 from stylegan_fast import cli
 from stylegan_fast.bench import BENCHES, harness
+from stylegan_fast.commands import COMMANDS
+
+PACKAGE = Path(stylegan_fast.__file__).parent
 
 
 def test_info_lists_every_op_with_its_backends(capsys):
@@ -91,3 +99,93 @@ def test_markdown_table_shows_speedup_over_eager():
     ]
     table = harness.markdown_table(rows)
     assert "| 8x8 | float32 | 100.0 (10%) | 50.0 (20%) 2.00× |" in table
+
+
+def test_the_parser_is_built_from_the_commands_registry(capsys):
+    for name, command in COMMANDS.items():
+        assert command.HELP and callable(command.add_arguments) and callable(command.run), name
+    assert cli.main(["no-such-command"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, no usage block
+    listed = re.findall(r"[\w-]+", err.split("choose from", 1)[1].split(")")[0])
+    assert listed == list(COMMANDS) == [
+        "info", "bench", "prepare-data", "train", "generate", "mix", "interpolate", "metrics",
+        "noise",
+    ]  # fmt: skip
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def _stylegan_fast_imports(path: Path) -> set[str]:
+    """The stylegan_fast modules ``path`` imports, at its top or inside a function (a lazy
+    import is a dependency too), relative imports resolved; ``from package import name``
+    counts as importing ``package.name`` when that is a module, else ``package``."""
+    module = _module_name(path)
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package[: len(package) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module
+            for alias in node.names:
+                name = f"{base}.{alias.name}"
+                found.add(name if _is_module(name) else base)
+    return {name for name in found if name.split(".")[0] == "stylegan_fast"}
+
+
+# Which package may import which, among the ones the command line sits on. train is the
+# bottom: tools, metrics and commands build on it, so it imports none of them. metrics takes
+# any generator and any images, so it needs neither train nor tools. tools takes a generator
+# object and imports from train only train.images, the training data's pixel convention
+# ([-1, 1] <-> uint8) that every figure must invert exactly; loading a generator from a file
+# is the commands' job. commands (the command-line glue) may import anything but cli, and only
+# cli imports commands. So no two of these import each other both ways.
+MUST_NOT_IMPORT = {
+    "stylegan_fast.train": ("stylegan_fast.tools", "stylegan_fast.metrics"),
+    "stylegan_fast.metrics": ("stylegan_fast.train", "stylegan_fast.tools"),
+    "stylegan_fast.tools": ("stylegan_fast.train", "stylegan_fast.metrics"),
+    "stylegan_fast.commands": ("stylegan_fast.cli",),
+}
+ALLOWED = {"stylegan_fast.tools": ("stylegan_fast.train.images",)}
+ONLY_CLI_IMPORTS = ("stylegan_fast.commands", "stylegan_fast.cli")
+
+
+def _within(name: str, packages) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_the_import_direction_between_train_tools_metrics_and_commands():
+    edges = {
+        (_module_name(path), imported)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for imported in _stylegan_fast_imports(path)
+    }
+    # The scan sees relative imports, imports inside functions, `from package import module`.
+    assert ("stylegan_fast.tools._common", "stylegan_fast.train.images") in edges
+    assert ("stylegan_fast.train.checkpoint", "stylegan_fast.models") in edges
+    assert ("stylegan_fast.commands.prepare_data", "stylegan_fast.train.images") in edges
+    wrong = []
+    for importer, imported in sorted(edges):
+        if _within(imported, ONLY_CLI_IMPORTS) and not _within(importer, ONLY_CLI_IMPORTS):
+            wrong.append((importer, imported))
+        for package, forbidden in MUST_NOT_IMPORT.items():
+            if (
+                _within(importer, [package])
+                and _within(imported, forbidden)
+                and not _within(imported, ALLOWED.get(package, ()))
+            ):
+                wrong.append((importer, imported))
+    assert not wrong, wrong

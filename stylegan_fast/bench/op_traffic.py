@@ -436,7 +436,7 @@ class Model:
         )
 
 
-# Plane limits of the plans, from the launchers' documentation (``_plane_norm_triton``, GPU
+# Plane limits of the plans, from the launchers' documentation (``ops/_plane_norm``, GPU
 # plans for float32/float16): whole planes in one program's registers up to 64x64 NCHW (the
 # backward 32x32) and 16x16 channels_last (the backward 8x8); the sweep plan (one program a
 # plane, two sweeps in register-sized sub-tiles, the second served from L2) up to 128x128 NCHW

@@ -17,19 +17,9 @@ import torch
 from . import sources
 from .features import FeatureNet, load_feature_net
 from .fid import generated_feature_statistics, real_feature_statistics
+from .statistics import as_features
 
 __all__ = ["compute_kid", "kernel_inception_distance", "polynomial_mmd2"]
-
-
-def _features(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be [N, D], got shape {list(x.shape)}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contain NaN or infinite values")
-    return x
 
 
 def polynomial_mmd2(x, y) -> float:
@@ -37,7 +27,7 @@ def polynomial_mmd2(x, y) -> float:
     ``k(a, b) = (a . b / D + 1)^3``:
     ``sum_{i != j} [k(x_i, x_j) + k(y_i, y_j)] / (m (m - 1)) - 2 sum_{i, j} k(x_i, y_j) / m²``.
     """
-    x, y = _features(x, "x"), _features(y, "y")
+    x, y = as_features(x, "x"), as_features(y, "y")
     if x.shape != y.shape or x.shape[0] < 2:
         raise ValueError(
             f"polynomial_mmd2: x and y must both be [m, D] with m >= 2, got {list(x.shape)} "
@@ -72,8 +62,8 @@ def kernel_inception_distance(
         ``(kid, std)``: ``kid`` is an unbiased estimate of MMD² (it can be slightly negative
         when the distributions match); ``std`` is the spread over subsets (ddof 0).
     """
-    real = _features(real_features, "real_features")
-    gen = _features(generated_features, "generated_features")
+    real = as_features(real_features, "real_features")
+    gen = as_features(generated_features, "generated_features")
     if real.shape[1] != gen.shape[1]:
         raise ValueError(
             f"kernel_inception_distance: real and generated features have different "

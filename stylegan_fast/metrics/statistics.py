@@ -9,7 +9,9 @@ import torch
 __all__ = ["RunningStatistics", "feature_statistics"]
 
 
-def _as_features(features, name: str = "features") -> np.ndarray:
+def as_features(features, name: str = "features") -> np.ndarray:
+    """``features`` (a tensor or array-like) as a float64 ``[N, D]`` array; ValueError naming
+    ``name`` for another shape or for NaN/inf values. FID's statistics and KID share it."""
     if isinstance(features, torch.Tensor):
         features = features.detach().to("cpu", torch.float64).numpy()
     features = np.asarray(features, dtype=np.float64)
@@ -37,7 +39,7 @@ class RunningStatistics:
 
     def update(self, features) -> None:
         """Adds ``features: [B, D]``."""
-        x = _as_features(features)
+        x = as_features(features)
         if x.shape[0] == 0:
             return
         if self.mean is not None and x.shape[1] != self.mean.shape[0]:
@@ -78,7 +80,7 @@ class RunningStatistics:
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
     """``features: [N, D]`` (tensor or array, N >= 2) -> ``(mu [D], sigma [D, D])`` in
     float64; sigma is the unbiased (``N - 1``) covariance, as in the FID papers' code."""
-    x = _as_features(features)
+    x = as_features(features)
     if x.shape[0] < 2:
         raise ValueError(
             f"feature_statistics: a covariance needs at least 2 feature vectors, got {x.shape[0]}"

@@ -8,6 +8,8 @@ from .layer_epilogue import layer_epilogue
 from .noise_injection import noise_injection
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
+# Every op is imported above (each registers itself, ops/_registry.py): freeze() tabulates
+# their backends' availability and refuses any registration after it.
 _backend.freeze()
 
 __all__ = [

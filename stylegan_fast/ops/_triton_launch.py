@@ -4,6 +4,8 @@ scalars travel, and how big a grid one wave of resident programs is.
 - :func:`launch` runs ``kernel[grid](...)`` with the input's CUDA device current. Triton
   compiles for, and launches on, the *current* device: without the guard a ``cuda:1`` tensor
   on a thread whose current device is 0 is read by a kernel on device 0.
+- :func:`compute_dtype` is the precision kernels compute in (float64 for float64 inputs, else
+  float32).
 - :func:`float32_split` turns a float scalar into two float32 runtime arguments. A float
   ``tl.constexpr`` would compile a kernel per value (seconds on a GPU, again whenever a
   training loop changes e.g. a scheduled clamp); a plain float argument is passed as float32,
@@ -27,13 +29,15 @@ import contextlib
 import ctypes
 import dataclasses
 import functools
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-INTERPRETING = os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
+from ._common import triton_interpreting
+
+# Read when this module is first imported, which is after triton's own (same value).
+INTERPRETING = triton_interpreting()
 
 # Grids sized without a compiled kernel (interpreter, tensors posing as CUDA) assume 4
 # programs per SM: what an 8-warp program of up to 64 registers, or a 4-warp one of up to
@@ -78,6 +82,12 @@ def float32_split(value: float) -> tuple[float, float]:
     hi = ctypes.c_float(value).value
     lo = ctypes.c_float(value - hi).value if abs(hi) != float("inf") else 0.0
     return hi, lo
+
+
+def compute_dtype(dtype: torch.dtype):
+    """The ``tl`` dtype kernels compute in for inputs of ``dtype``: float64 for float64, else
+    float32 (``_common.statistics_dtype``'s, as a constexpr)."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 @triton.jit

@@ -151,7 +151,7 @@ def sum_partials(partials: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     grid = (triton.cdiv(width, block_w),)
     tl_launch.launch(
         _sum_rows_kernel, grid, partials, partials, out, terms, width,
-        COMPUTE=tl.float64 if partials.dtype == torch.float64 else tl.float32,
+        COMPUTE=tl_launch.compute_dtype(partials.dtype),
         BLOCK_T=block_t, BLOCK_W=block_w, num_warps=4,
     )  # fmt: skip
     return out

@@ -62,3 +62,16 @@ def check_int(op: str, name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
     return int(value)
+
+
+def check_noise(op: str, noise, x: torch.Tensor) -> None:
+    """``noise`` must be a ``[N, 1, H, W]`` image per sample of ``x: [N, C, H, W]``, or one
+    ``[1, 1, H, W]`` image the batch shares, of ``x``'s dtype and device."""
+    check_tensor(op, "noise", noise, ndim=4)
+    n, _, h, w = x.shape
+    if list(noise.shape) not in ([n, 1, h, w], [1, 1, h, w]):
+        raise ValueError(
+            f"{op}: noise must have shape [N, 1, H, W] = {[n, 1, h, w]} or "
+            f"[1, 1, H, W] = {[1, 1, h, w]}, got {list(noise.shape)}"
+        )
+    check_like(op, "noise", noise, x)

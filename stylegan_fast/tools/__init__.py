@@ -1,36 +1,35 @@
-"""Generation tools behind the ``generate``, ``mix``, ``interpolate``, ``noise`` and ``metrics``
-commands; each module's functions work from Python too (``generate_images``,
-``style_mixing``, ``interpolation``, ``noise_variation``)."""
+"""What a trained generator draws, from Python: images of seeds (``generate_images``), the
+style-mixing figure (``style_mixing``, ``stylemix_figure``), interpolations
+(``interpolation``), stochastic variation (``noise_variation``), and the figures the
+``train`` command writes at the end of a run (``write_figures``). The command-line glue of
+``generate``, ``mix``, ``interpolate`` and ``noise`` is in :mod:`stylegan_fast.commands`.
 
-from ._common import noise_for_seed, parse_range, seed_to_z, seeds_to_z
-from .generate import generate_images, seed_ws, synthesize
+Imports: tools may import ``stylegan_fast.train.images`` (the pixel convention of the
+training data, [-1, 1] <-> uint8, which every figure inverts) and nothing else of ``train``;
+``train`` never imports tools, so the two do not depend on each other both ways.
+``tests/test_cli.py`` holds this."""
+
+from ._common import noise_for_seed, seed_to_z, seeds_to_z
+from .figures import write_figures
+from .generate import generate_images, map_latents, seed_ws, synthesize
 from .interpolate import interpolation, slerp
-from .mix import mix_styles, style_bands, style_mixing
+from .mix import mix_styles, style_bands, style_mixing, stylemix_figure
 from .noise import noise_variation
 
 __all__ = [
     "generate_images",
     "interpolation",
+    "map_latents",
     "mix_styles",
     "noise_for_seed",
     "noise_variation",
-    "parse_range",
     "seed_to_z",
     "seed_ws",
     "seeds_to_z",
     "slerp",
     "style_bands",
     "style_mixing",
+    "stylemix_figure",
     "synthesize",
+    "write_figures",
 ]
-
-from . import generate, interpolate, metrics, mix, noise  # noqa: E402
-
-# The commands cli.build_parser registers: name -> (module with add_arguments/run, help).
-COMMANDS = {
-    "generate": (generate, "one PNG per seed (and a grid) from a checkpoint or export"),
-    "mix": (mix, "the style-mixing figure: coarse/middle/fine styles copied across seeds"),
-    "interpolate": (interpolate, "frames between seeds (lerp in W, slerp in Z): strip and GIF"),
-    "metrics": (metrics, "FID/KID/PPL of a checkpoint or export (appends to metrics.jsonl)"),
-    "noise": (noise, "stochastic variation: one latent, many noise draws, the std map"),
-}

@@ -1,4 +1,4 @@
-"""``stylegan-fast generate``: one PNG per seed (and optionally a grid of them).
+"""Images of seeds, behind ``stylegan-fast generate``.
 
 Seed -> image: ``z = seed_to_z(seed)`` (standard normal from ``torch.Generator().
 manual_seed(seed)`` on the CPU), ``w = G.mapping(z, c, psi, cutoff)``, ``img =
@@ -10,7 +10,6 @@ float arithmetic rounds differently).
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 
@@ -18,6 +17,23 @@ import torch
 
 from ..models.synthesis import NOISE_MODES
 from . import _common
+
+
+def map_latents(
+    G,
+    z: torch.Tensor,
+    truncation_psi: float = 1.0,
+    truncation_cutoff: int | None = None,
+    class_idx: int | None = None,
+) -> torch.Tensor:
+    """``w [N, num_ws, w_dim]`` on G's device: ``G.mapping`` of ``z [N, z_dim]`` with the
+    one-hot labels of ``class_idx`` (for a conditional ``G``), without gradients."""
+    device = G.w_avg.device
+    c = _common.labels(G, class_idx, len(z))
+    with torch.no_grad():
+        return G.mapping(
+            z.to(device), None if c is None else c.to(device), truncation_psi, truncation_cutoff
+        )
 
 
 def seed_ws(
@@ -28,11 +44,8 @@ def seed_ws(
     class_idx: int | None = None,
 ) -> torch.Tensor:
     """``w [len(seeds), num_ws, w_dim]`` of each seed's latent on G's device."""
-    device = G.w_avg.device
-    z = _common.seeds_to_z(seeds, G.z_dim).to(device)
-    c = _common.labels(G, class_idx, len(seeds))
-    with torch.no_grad():
-        return G.mapping(z, None if c is None else c.to(device), truncation_psi, truncation_cutoff)
+    z = _common.seeds_to_z(seeds, G.z_dim)
+    return map_latents(G, z, truncation_psi, truncation_cutoff, class_idx)
 
 
 def synthesize(
@@ -83,48 +96,3 @@ def grid_shape(count: int, cols: int | None = None) -> tuple[int, int]:
     cols = cols if cols is not None else math.ceil(math.sqrt(count))
     cols = min(cols, count)
     return cols, math.ceil(count / cols)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _common.add_network_arguments(parser)
-    parser.add_argument("--seeds", required=True, help="seeds, e.g. 0-9 or 0,3,5-7")
-    _common.add_truncation_arguments(parser)
-    parser.add_argument(
-        "--noise-mode",
-        default="const",
-        choices=NOISE_MODES,
-        help="const: each layer's fixed noise (default); random: noise drawn from the seed; "
-        "none: no noise",
-    )
-    _common.add_class_argument(parser)
-    parser.add_argument(
-        "--grid", action="store_true", help="also write grid.png with all the images"
-    )
-    parser.add_argument(
-        "--grid-cols", type=int, default=None, help="columns of the grid (default: ~square)"
-    )
-    parser.add_argument("--batch", type=int, default=8, help="images per generator call (8)")
-
-
-def run(args: argparse.Namespace) -> int:
-    seeds = _common.parse_seeds(args.seeds)
-    _common.positive("batch", args.batch)
-    if args.grid_cols is not None:
-        _common.positive("grid-cols", args.grid_cols)
-    G = _common.load_network(args)
-    _common.check_truncation(G, args.trunc, args.trunc_cutoff)
-    _common.labels(G, args.class_idx, 1)  # argument errors before any work
-    outdir = _common.make_outdir(args.outdir)
-    images = generate_images(
-        G, seeds, args.trunc, args.trunc_cutoff, args.noise_mode, args.class_idx, args.batch
-    )
-    pixels = _common.to_pixels(images)
-    for seed, image in zip(seeds, pixels):
-        _common.save_png(image, outdir / f"seed{seed:04d}.png")
-    print(f"wrote {len(seeds)} images ({G.resolution}x{G.resolution}) to {outdir}")
-    if args.grid:
-        cols, rows = grid_shape(len(seeds), args.grid_cols)
-        cells = [list(pixels[r * cols : (r + 1) * cols]) for r in range(rows)]
-        path = _common.save_png(_common.compose(cells), outdir / "grid.png")
-        print(f"wrote {path} ({cols}x{rows} images)")
-    return 0

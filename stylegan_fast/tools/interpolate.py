@@ -1,6 +1,6 @@
-"""``stylegan-fast interpolate``: frames along the path through several seeds' latents — a
-lerp of the (truncated) w's in W, or a slerp of the z's in Z (then mapped) — written as one
-strip PNG and optionally an animated GIF.
+"""Interpolation, behind ``stylegan-fast interpolate``: frames along the path through several
+seeds' latents — a lerp of the (truncated) w's in W, or a slerp of the z's in Z (then mapped) —
+as one strip image and optionally an animated GIF (:func:`strip`, :func:`save_gif`).
 
 Each segment between consecutive seeds has ``frames`` frames, its two ends included (shared
 with the next segment), so the path has ``(len(seeds) - 1) * (frames - 1) + 1`` frames and
@@ -10,15 +10,15 @@ truncated w's equals truncating the lerped ones.
 
 from __future__ import annotations
 
-import argparse
-import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import _common
-from .generate import seed_ws, synthesize
+from .generate import map_latents, seed_ws, synthesize
 
 SPACES = ("w", "z")
 
@@ -76,15 +76,7 @@ def interpolation(
     else:
         z_ends = _common.seeds_to_z(seeds, G.z_dim)
         z = torch.stack([slerp(z_ends[s], z_ends[s + 1], t) for s, t in positions])
-        device = G.w_avg.device
-        c = _common.labels(G, class_idx, len(z))
-        with torch.no_grad():
-            ws = G.mapping(
-                z.to(device),
-                None if c is None else c.to(device),
-                truncation_psi,
-                truncation_cutoff,
-            )
+        ws = map_latents(G, z, truncation_psi, truncation_cutoff, class_idx)
     return synthesize(G, ws, noise_mode, [seeds[0]] * len(ws), batch_size)
 
 
@@ -95,59 +87,16 @@ def strip(pixels: np.ndarray, frames_per_row: int | None = None) -> np.ndarray:
     return _common.compose([list(pixels[i : i + per_row]) for i in range(0, len(pixels), per_row)])
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _common.add_network_arguments(parser)
-    parser.add_argument("--seeds", required=True, help="two or more seeds, e.g. 0,1 or 0-3")
-    parser.add_argument(
-        "--space", default="w", choices=SPACES, help="w: lerp in W (default); z: slerp in Z"
+def save_gif(pixels: np.ndarray, path: str | os.PathLike, fps: float) -> Path:
+    """Frames ``uint8 [F, H, W, C]`` as an animated GIF at ``fps`` frames per second, looping."""
+    path = Path(path)
+    frames = [_common.to_pil(p) for p in pixels]
+    frames[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=round(1000 / fps),
+        loop=0,
     )
-    parser.add_argument(
-        "--frames", type=int, default=8, help="frames per segment, both ends included (8)"
-    )
-    _common.add_truncation_arguments(parser)
-    parser.add_argument("--noise-mode", default="const", choices=("const", "random", "none"))
-    _common.add_class_argument(parser)
-    parser.add_argument("--gif", action="store_true", help="also write interpolate.gif")
-    parser.add_argument("--fps", type=float, default=12.0, help="GIF frames per second (12)")
-    parser.add_argument("--batch", type=int, default=8, help="images per generator call (8)")
-
-
-def run(args: argparse.Namespace) -> int:
-    seeds = _common.parse_seeds(args.seeds)
-    _common.positive("batch", args.batch)
-    _common.positive("frames", args.frames, 2)
-    if len(seeds) < 2:
-        raise ValueError(f"--seeds: interpolation needs two or more seeds, got {len(seeds)}")
-    if not (math.isfinite(args.fps) and args.fps > 0):
-        raise ValueError(f"--fps: must be a positive number, got {args.fps}")
-    G = _common.load_network(args)
-    _common.check_truncation(G, args.trunc, args.trunc_cutoff)
-    _common.labels(G, args.class_idx, 1)
-    outdir = _common.make_outdir(args.outdir)
-    images = interpolation(
-        G,
-        seeds,
-        args.frames,
-        args.space,
-        args.trunc,
-        args.trunc_cutoff,
-        args.noise_mode,
-        args.class_idx,
-        args.batch,
-    )
-    pixels = _common.to_pixels(images)
-    path = _common.save_png(strip(pixels), outdir / "interpolate.png")
-    print(f"wrote {path}: {len(pixels)} frames in {args.space.upper()}")
-    if args.gif:
-        frames = [_common.to_pil(p) for p in pixels]
-        gif = outdir / "interpolate.gif"
-        frames[0].save(
-            gif,
-            format="GIF",
-            save_all=True,
-            append_images=frames[1:],
-            duration=round(1000 / args.fps),
-            loop=0,
-        )
-        print(f"wrote {gif}")
-    return 0
+    return path

@@ -1,5 +1,5 @@
-"""``stylegan-fast noise``: the stochastic-variation figure (Karras et al. 2019, Fig. 4): one
-latent, several noise draws, and the per-pixel standard deviation over many draws.
+"""The stochastic-variation figure (Karras et al. 2019, Fig. 4), behind ``stylegan-fast
+noise``: one latent, several noise draws, and the per-pixel standard deviation over many draws.
 
 The figure (``noise.png``) is a row of ``samples`` images that share the seed's latent and
 differ only in their noise, followed by the standard-deviation map (``noise-std.png`` on its
@@ -14,8 +14,7 @@ draws do not depend on the batch size or the device.
 
 from __future__ import annotations
 
-import argparse
-
+import numpy as np
 import torch
 
 from . import _common
@@ -71,60 +70,12 @@ def noise_variation(
     return images[:samples].float(), std.float()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _common.add_network_arguments(parser)
-    parser.add_argument("--seed", type=int, required=True, help="the latent's seed")
-    parser.add_argument(
-        "--samples", type=int, default=4, help="images with different noise to show (4)"
-    )
-    parser.add_argument(
-        "--draws",
-        type=int,
-        default=100,
-        help="noise draws behind the standard-deviation map (100, as the paper)",
-    )
-    _common.add_truncation_arguments(parser)
-    _common.add_class_argument(parser)
-    parser.add_argument(
-        "--noise-mode",
-        default="random",
-        choices=NOISE_MODES,
-        help="random (default); none renders without noise, a control whose map is black",
-    )
-    parser.add_argument("--batch", type=int, default=8, help="images per generator call (8)")
-
-
-def run(args: argparse.Namespace) -> int:
-    seed = args.seed
-    if not 0 <= seed <= _common.MAX_SEED:
-        raise ValueError(f"--seed: must be in [0, {_common.MAX_SEED}], got {seed}")
-    _common.positive("samples", args.samples)
-    _common.positive("draws", args.draws, 2)
-    _common.positive("batch", args.batch)
-    G = _common.load_network(args)
-    _common.check_truncation(G, args.trunc, args.trunc_cutoff)
-    _common.labels(G, args.class_idx, 1)
-    outdir = _common.make_outdir(args.outdir)
-    images, std = noise_variation(
-        G,
-        seed,
-        args.samples,
-        args.draws,
-        args.trunc,
-        args.trunc_cutoff,
-        args.class_idx,
-        args.noise_mode,
-        args.batch,
-    )
+def noise_figure(images: torch.Tensor, std: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`noise_variation`'s output as pixels: ``(figure uint8 [H, (S + 1) * W, C],
+    std_map uint8 [H, W, C])``, the figure being the ``S`` samples in a row followed by the
+    standard-deviation map, scaled so that its largest value is white."""
     peak = float(std.max())
     shown = std / peak if peak > 0 else std
     shown = (shown * 2 - 1).expand(images.shape[1], -1, -1)  # [0, 1] -> [-1, 1], as images
     pixels = _common.to_pixels(torch.cat([images, shown[None]]))
-    _common.save_png(pixels[-1], outdir / "noise-std.png")
-    path = _common.save_png(_common.compose([list(pixels)]), outdir / "noise.png")
-    print(
-        f"wrote {path}: {args.samples} noise samples of seed {seed} and the std map over "
-        f"{args.draws} draws (max std {peak:.4g}, mean {float(std.mean()):.4g}, in image units "
-        "where [-1, 1] is black to white; the map is scaled to its max)"
-    )
-    return 0
+    return _common.compose([list(pixels)]), pixels[-1]

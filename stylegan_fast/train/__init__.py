@@ -1,10 +1,15 @@
 """Training infrastructure: data, losses, EMA, checkpoints, distributed helpers, progress output.
 
 Modules (each with one job): ``data`` (datasets, sharded sampler), ``sources`` (folder/zip
-files), ``images`` (decode, convert, grids), ``prepare_data`` (the ``prepare-data`` command),
+files), ``images`` (decode, convert, grids), ``prepare_data`` (scan and pack an image folder),
 ``losses``, ``ema``, ``progressive`` (growing schedule, faded reals), ``checkpoint`` (+
-``state_tree``, ``rng``), ``distributed``, ``stats``, ``loop`` (the trainer). Nothing here
-imports ``stylegan_fast.models`` at import time.
+``state_tree``, ``rng``), ``distributed``, ``stats``, ``config`` (``TrainingConfig``),
+``loop`` (the trainer). The ``train`` and ``prepare-data`` commands are in
+:mod:`stylegan_fast.commands`.
+
+Imports: nothing here imports ``stylegan_fast.models`` at import time, and nothing here ever
+imports ``stylegan_fast.tools``, ``metrics`` or ``commands`` (they build on train;
+``tests/test_cli.py`` holds this).
 """
 
 from .checkpoint import (
@@ -15,10 +20,11 @@ from .checkpoint import (
     load_generator,
     save_checkpoint,
 )
+from .config import TrainingConfig
 from .data import BundledFaces, ImageFolderDataset, ShardedSampler, open_dataset
 from .ema import GeneratorEMA, ema_beta, update_ema
 from .images import ImageError, save_image_grid
-from .loop import Trainer, TrainingConfig
+from .loop import Trainer
 from .losses import StyleGANLoss
 from .progressive import ProgressiveSchedule
 from .rng import capture_rng_state, restore_rng_state

@@ -3,18 +3,17 @@ training step of the tiny preset (the 256² numbers: ``python benchmarks/traffic
 --dispatch``)."""
 
 import importlib.util
-import os
 
 import pytest
 import torch
 
 from stylegan_fast import ops
 from stylegan_fast.bench import dispatch
+from stylegan_fast.ops._common import triton_interpreting
 
 # The workload counts replay each custom op's Triton plans with the interpreter.
 needs_interpreter = pytest.mark.skipif(
-    importlib.util.find_spec("triton") is None
-    or os.environ.get("TRITON_INTERPRET", "0").lower() not in ("1", "true", "yes", "on"),
+    importlib.util.find_spec("triton") is None or not triton_interpreting(),
     reason="replays the custom ops' Triton plans with the Triton interpreter (TRITON_INTERPRET=1)",
 )
 

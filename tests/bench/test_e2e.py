@@ -8,9 +8,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from stylegan_fast import cli, testing
-from stylegan_fast.bench import command
 from stylegan_fast.bench.e2e import flops, results, workloads
 from stylegan_fast.bench.e2e.peer import PeerDiscriminator, PeerGenerator
+from stylegan_fast.commands import bench as command
 from stylegan_fast.models import Discriminator, Generator, preset_configs
 
 

@@ -3,13 +3,14 @@ CUDA pose, and each op's Triton plans against their documented traffic model
 (``op_traffic.MODELS``) on one case per plan kind."""
 
 import dataclasses
-import os
 
 import pytest
 import torch
 
+from stylegan_fast.ops._common import triton_interpreting
+
 pytestmark = pytest.mark.skipif(
-    os.environ.get("TRITON_INTERPRET", "0").lower() not in ("1", "true", "yes", "on"),
+    not triton_interpreting(),
     reason="counts traffic with the Triton interpreter (TRITON_INTERPRET=1, as tests/conftest.py "
     "sets by default)",
 )

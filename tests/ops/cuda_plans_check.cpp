@@ -36,6 +36,7 @@
 #include "columns_plan.h"
 #include "plane_stats.h"
 
+using namespace stylegan_fast;
 using namespace stylegan_fast::plans;
 
 namespace {
@@ -46,7 +47,7 @@ void merge_query(const std::vector<double>& data, int64_t HW, int lanes, int V,
   constexpr int kValues = values_per_thread(sizeof(T));
   const int64_t tile = int64_t(lanes) * kValues;
   const int64_t chunk = tiles_per_chunk * tile;
-  const int64_t chunks = ceil_div64(HW, chunk);
+  const int64_t chunks = ceil_div(HW, chunk);
   // Three planes' partials, chunk-major as on the GPU; this plane is plane 1, the others NaN
   // (a merge reading outside its plane would show).
   constexpr int64_t kPlanes = 3, kPlane = 1;

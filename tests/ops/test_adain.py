@@ -145,7 +145,7 @@ def test_third_order_matches_reference(impl, rng):
 
 
 def _kernels(impl):
-    return registration.TRITON if impl == "triton" else registration.EXTENSION
+    return registration.OP.kernels(impl)
 
 
 @pytest.mark.parametrize("impl", KERNEL_IMPLS)
@@ -379,7 +379,7 @@ def tiny_triton_blocks(monkeypatch):
     GPU's for planes above 128x128) with three chunks a plane and a three-step sub-tile loop a
     chunk; returns the kernels module."""
     testing.require_backend(OP, "triton", "cpu")
-    from stylegan_fast.ops import _plane_norm_triton as kernels
+    from stylegan_fast.ops._plane_norm import plans as kernels
 
     budget = dataclasses.replace(
         kernels._INTERPRETER,
@@ -411,7 +411,7 @@ def test_triton_split_plan_matches_reference(layout, tiny_triton_blocks, rng):
     testing.assert_close(out, ref, what="y")
     for g, g64, name in zip(grads, grads64, ("dx", "dscale", "dbias")):
         testing.assert_close(g, g64, what=name)
-    _, mean, rstd = registration.TRITON.fwd(x.detach(), scale.detach(), bias.detach(), 1e-8)
+    _, mean, rstd = registration.OP.triton.fwd(x.detach(), scale.detach(), bias.detach(), 1e-8)
     x64 = x.detach()
     testing.assert_close(mean, x64.mean((2, 3)), what="mean")
     testing.assert_close(rstd, (x64.var((2, 3), correction=0) + 1e-8).rsqrt(), what="rstd")
@@ -424,7 +424,7 @@ def sweeping_triton_blocks(monkeypatch):
     16-pixel sub-tiles a sweep, and a grid of two programs that loop over the row blocks (the
     GPU's persistent grid); returns the kernels module."""
     testing.require_backend(OP, "triton", "cpu")
-    from stylegan_fast.ops import _plane_norm_triton as kernels
+    from stylegan_fast.ops._plane_norm import plans as kernels
 
     budget = dataclasses.replace(
         kernels._INTERPRETER,
@@ -477,6 +477,7 @@ CUDA_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 @pytest.mark.parametrize("shape", CUDA_SHAPES, ids=lambda s: f"{s[1]}x{s[2]}")
 def test_triton_cuda_parity(shape, dtype, layout):
     """impl='triton' on CUDA tensors against the float64 reference: y, dx, dscale, dbias."""
+    testing.require_backend(OP, "triton", "cuda")
     rng = torch.Generator().manual_seed(shape[1] * shape[2])
 
     def make(s, layout="contiguous", scale=1.0):
@@ -501,6 +502,7 @@ def test_triton_cuda_parity(shape, dtype, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("shape", [[2, 64, 32, 32], [1, 8, 256, 256]], ids=["1pass", "split"])
 def test_triton_cuda_r1_pattern(shape, dtype, layout):
+    testing.require_backend(OP, "triton", "cuda")
     rng = torch.Generator().manual_seed(7)
     inputs = [
         testing.make_tensor(s, dtype, "cuda", lay, generator=rng, requires_grad=True)

@@ -149,7 +149,7 @@ def test_third_order_matches_reference(impl, act, rng):
 
 
 def _kernels(impl):
-    return registration.TRITON if impl == "triton" else registration.EXTENSION
+    return registration.OP.kernels(impl)
 
 
 @pytest.mark.parametrize("impl", KERNEL_IMPLS)

@@ -142,7 +142,7 @@ def test_bias_act_empty_and_deterministic(rng):
         dy = cuda_tensor(shape, torch.float32, rng)
         b = cuda_tensor([shape[1]], torch.float32, rng)
         runs = [
-            bias_act_registration.EXTENSION.bwd(dy, x, b, 1, "lrelu", 0.2, 1.4, None, True)
+            bias_act_registration.OP.extension.bwd(dy, x, b, 1, "lrelu", 0.2, 1.4, None, True)
             for _ in range(3)
         ]
         for dx, db in runs[1:]:
@@ -154,13 +154,13 @@ def test_bias_act_opcheck(rng):
         x = cuda_tensor([2, 5, 4, 3], torch.float32, rng, layout, requires_grad=True)
         b = cuda_tensor([5], torch.float32, rng, requires_grad=True)
         args = (x, b, 1, "lrelu", 0.2, 2**0.5, None)
-        torch.library.opcheck(bias_act_registration.EXTENSION.fwd, args)
+        torch.library.opcheck(bias_act_registration.OP.extension.fwd, args)
         dy = cuda_tensor(x.shape, torch.float32, rng)
-        torch.library.opcheck(bias_act_registration.EXTENSION.bwd, (dy, *args, True))
+        torch.library.opcheck(bias_act_registration.OP.extension.bwd, (dy, *args, True))
 
 
 def test_bias_act_direct_calls_check_their_arguments(rng):
-    fwd = bias_act_registration.EXTENSION.fwd
+    fwd = bias_act_registration.OP.extension.fwd
     x = cuda_tensor([2, 3, 4, 4], torch.float32, rng)
     with pytest.raises(RuntimeError, match="b is on cpu but x is on cuda"):
         fwd(x, torch.zeros(3), 1, "lrelu", 0.2, 1.0, None)
@@ -272,7 +272,7 @@ def test_upfirdn2d_nan_inf_empty_and_padding_only(layout, rng):
 
 
 def test_upfirdn2d_opcheck(rng):
-    fwd = upfirdn2d_registration.EXTENSION.fwd
+    fwd = upfirdn2d_registration.OP.extension.fwd
     f = setup_filter(BLUR, device=DEVICE)
     for layout in ("contiguous", "channels_last"):
         x = cuda_tensor([2, 5, 6, 7], torch.float32, rng, layout, requires_grad=True)
@@ -281,7 +281,7 @@ def test_upfirdn2d_opcheck(rng):
 
 
 def test_upfirdn2d_direct_calls_check_their_arguments(rng):
-    fwd = upfirdn2d_registration.EXTENSION.fwd
+    fwd = upfirdn2d_registration.OP.extension.fwd
     x = cuda_tensor([1, 2, 4, 4], torch.float32, rng)
     f = setup_filter(BLUR, device=DEVICE)
     with pytest.raises(RuntimeError, match="f is on cpu but x is on cuda"):
@@ -383,7 +383,7 @@ def test_layer_epilogue_plane_with_a_large_mean(layout, shape, rng):
     x = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
     scale = torch.ones(shape[:2], device=DEVICE)
     args = (x, None, None, None, scale, torch.zeros_like(scale))
-    _, _, rstd = epilogue_registration.EXTENSION.fwd(*args, 1.0, 1.0, 1e-8)
+    _, _, rstd = epilogue_registration.OP.extension.fwd(*args, 1.0, 1.0, 1e-8)
     var = (x.double().cpu() - offset).var(dim=(2, 3), unbiased=False)
     testing.assert_close(rstd, torch.rsqrt(var + 1e-8), what="rstd")
 
@@ -397,19 +397,19 @@ def test_layer_epilogue_every_gradient_alone_and_deterministic(rng):
             for dtype in (torch.float32, torch.float16):
                 inputs = epilogue_inputs(shape, dtype, "contiguous", rng, noise)
                 x, nz, strength, bias, scale, style_bias = (t.detach() for t in inputs)
-                y, mean, rstd = epilogue_registration.EXTENSION.fwd(
+                y, mean, rstd = epilogue_registration.OP.extension.fwd(
                     x, nz, strength, bias, scale, style_bias, 0.2, 2**0.5, 1e-8
                 )
                 dy = cuda_tensor(shape, dtype, rng)
                 full = [True] * 6
                 args = (dy, x, nz, strength, bias, scale, mean, rstd, 0.2, 2**0.5)
-                want = epilogue_registration.EXTENSION.bwd(*args, full)
-                again = epilogue_registration.EXTENSION.bwd(*args, full)
+                want = epilogue_registration.OP.extension.bwd(*args, full)
+                again = epilogue_registration.OP.extension.bwd(*args, full)
                 for a, b in zip(want, again):
                     assert torch.equal(a, b)
                 for i in range(6):
                     mask = [j == i for j in range(6)]
-                    got = epilogue_registration.EXTENSION.bwd(*args, mask)
+                    got = epilogue_registration.OP.extension.bwd(*args, mask)
                     torch.testing.assert_close(got[i], want[i], rtol=0, atol=0)
                     assert all(got[j].numel() == 0 for j in range(6) if j != i)
 
@@ -433,21 +433,21 @@ def test_layer_epilogue_opcheck(rng):
     for layout in ("contiguous", "channels_last"):
         inputs = epilogue_inputs([2, 5, 6, 7], torch.float32, layout, rng)
         args = (*inputs, 0.2, 2**0.5, 1e-8)
-        torch.library.opcheck(epilogue_registration.EXTENSION.fwd, args)
+        torch.library.opcheck(epilogue_registration.OP.extension.fwd, args)
         x, nz, strength, bias, scale, _ = (t.detach() for t in inputs)
-        _, mean, rstd = epilogue_registration.EXTENSION.fwd(
+        _, mean, rstd = epilogue_registration.OP.extension.fwd(
             *(t.detach() for t in inputs), *args[6:]
         )
         dy = cuda_tensor(x.shape, torch.float32, rng)
         torch.library.opcheck(
-            epilogue_registration.EXTENSION.bwd,
+            epilogue_registration.OP.extension.bwd,
             (dy, x, nz, strength, bias, scale, mean, rstd, 0.2, 2**0.5, [True] * 6),
         )
 
 
 def test_layer_epilogue_direct_calls_check_their_arguments(rng):
     inputs = [t.detach() for t in epilogue_inputs([2, 3, 4, 4], torch.float32, "contiguous", rng)]
-    fwd = epilogue_registration.EXTENSION.fwd
+    fwd = epilogue_registration.OP.extension.fwd
     bad_scale = inputs[:4] + [inputs[4].cpu(), inputs[5]]
     with pytest.raises(RuntimeError, match="scale is on cpu but x is on cuda"):
         fwd(*bad_scale, 0.2, 1.0, 1e-8)
@@ -493,9 +493,9 @@ def test_adain_r1_opcheck_and_direct_calls(rng):
     grads64 = testing.r1_pattern(weighted("ref", "cpu"), on_cpu_float64((x, scale, bias)))
     for g, g64, name in zip(grads, grads64, ("dx", "dscale", "dbias")):
         testing.assert_close(g, g64, what=f"R1 {name}")
-    torch.library.opcheck(adain_registration.EXTENSION.fwd, (x, scale, bias, 1e-8))
+    torch.library.opcheck(adain_registration.OP.extension.fwd, (x, scale, bias, 1e-8))
     with pytest.raises(RuntimeError, match=r"adain \(cuda\): bias is on cpu but x is on cuda"):
-        adain_registration.EXTENSION.fwd(x.detach(), scale.detach(), bias.detach().cpu(), 1e-8)
+        adain_registration.OP.extension.fwd(x.detach(), scale.detach(), bias.detach().cpu(), 1e-8)
 
 
 # --- noise_injection ---------------------------------------------------------------------------
@@ -527,7 +527,7 @@ def test_noise_injection_parity(dtype, layout, shape, shared, rng):
 
 
 def test_noise_injection_each_gradient_alone_and_direct_calls(rng):
-    bwd = noise_registration.EXTENSION.bwd
+    bwd = noise_registration.OP.extension.bwd
     dy = cuda_tensor([2, 6, 5, 5], torch.float32, rng)
     noise = cuda_tensor([2, 1, 5, 5], torch.float32, rng)
     strength = cuda_tensor([6], torch.float32, rng)
@@ -535,6 +535,6 @@ def test_noise_injection_each_gradient_alone_and_direct_calls(rng):
     assert torch.equal(bwd(dy, noise, strength, True, False)[0], both[0])
     assert torch.equal(bwd(dy, noise, strength, False, True)[1], both[1])
     with pytest.raises(RuntimeError, match="strength is on cpu but x is on cuda"):
-        noise_registration.EXTENSION.fwd(dy, noise, strength.cpu())
+        noise_registration.OP.extension.fwd(dy, noise, strength.cpu())
     with pytest.raises(RuntimeError, match=r"noise must have shape \[N, 1, H, W\]"):
-        noise_registration.EXTENSION.fwd(dy, noise[:, :, :3], strength)
+        noise_registration.OP.extension.fwd(dy, noise[:, :, :3], strength)

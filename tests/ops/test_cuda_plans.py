@@ -1,9 +1,10 @@
-"""The plan and merge math of the CUDA kernels, checked on CPU: csrc/plane_stats.h (layer_epilogue
-and adain: chunked statistics, their fixed-order finalize, the chunk / tile / slot decomposition)
-and csrc/columns_plan.h (the channels_last element-wise kernels of bias_act and noise_injection:
-rows per thread, grid, loads in flight) are plain C++ that the .cu files include; this test
-compiles those very headers with the host compiler into a small driver
-(tests/ops/cuda_plans_check.cpp, ~1 s) and checks what it prints:
+"""The plan and merge math of the CUDA kernels, checked on CPU: csrc/plane_stats.h (the plane
+normalisation engine of layer_epilogue and adain, csrc/plane_norm_cuda.cuh: chunked statistics,
+their fixed-order finalize, the chunk / tile / slot decomposition) and csrc/columns_plan.h (the
+channels_last element-wise kernels of bias_act and noise_injection: rows per thread, grid, loads
+in flight) are plain C++ that the .cu files include; this test compiles those very headers with
+the host compiler into a small driver (tests/ops/cuda_plans_check.cpp, ~1 s) and checks what it
+prints:
 
 - the chunked statistics (per-thread tile merges, per-chunk thread merges, the finalize over
   chunks) against a float64 two-pass mean and variance of the same values, for awkward
@@ -13,8 +14,10 @@ compiles those very headers with the host compiler into a small driver
 - the element-wise plans: every row covered once in order, noise indices, and >= 32 KB of loads
   in flight per SM (H100: 132 SMs).
 
-Plus the structure the plans assume in the .cu sources (the apply kernels read finalized values,
-the launchers and kernels use these functions). No GPU and no extension build needed.
+Plus the structure the plans assume in the CUDA sources (the apply kernels read finalized
+values, the launchers and kernels use these functions). No GPU and no extension build needed:
+the headers' only dependency is c10's header-only macros (csrc/host_device.h), found in torch's
+include directory.
 """
 
 import array
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.cpp_extension import include_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
@@ -55,8 +59,13 @@ def driver(tmp_path_factory):
     if cxx is None:
         pytest.skip("no C++ compiler (g++, c++, clang++ or $CXX) to build the plan checks")
     binary = tmp_path_factory.mktemp("cuda_plans") / "cuda_plans_check"
+    # torch's include directory for c10/macros/Macros.h (C10_HOST_DEVICE): header-only, so the
+    # driver builds with nothing else of torch, as a system directory so that its headers'
+    # warnings are not ours.
+    torch_include = f"-isystem{include_paths()[0]}"
     build = subprocess.run(
-        [cxx, "-std=c++20", "-O2", "-Wall", "-Wextra", f"-I{CSRC}", str(DRIVER), "-o", str(binary)],
+        [cxx, "-std=c++20", "-O2", "-Wall", "-Wextra", torch_include, f"-I{CSRC}", str(DRIVER)]
+        + ["-o", str(binary)],
         capture_output=True,
         text=True,
     )
@@ -337,7 +346,7 @@ def kernel_body(source, name):
 
 
 def test_apply_kernels_read_finalized_values():
-    source = (CSRC / "layer_epilogue_cuda.cu").read_text()
+    source = (CSRC / "plane_norm_cuda.cuh").read_text()
     for name in ("forward_apply_kernel", "backward_apply_kernel"):
         body = kernel_body(source, name)
         # No merging of chunk partials per thread: they read the finalize's mean / rstd or
@@ -358,3 +367,20 @@ def test_element_wise_kernels_use_the_checked_sizing():
         assert source.count(f"plans::{rows_fn}(") == 2, name
         assert "plans::plan_columns(" in source and "plans::rows_in_step(" in source, name
         assert "__launch_bounds__(plans::kColumnsThreads, plans::kColumnsBlocksPerSm)" in source
+
+
+OPS = ["bias_act", "noise_injection", "upfirdn2d", "layer_epilogue", "adain"]
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_each_op_shares_its_header_and_registers_only_itself(op):
+    # The op template: csrc/<op>.h holds the element math and checks that both backends run, so
+    # the CPU tests cover what the GPU computes; each backend file registers its own op only.
+    for name, key in ((f"{op}.cpp", "CPU"), (f"{op}_cuda.cu", "CUDA")):
+        source = (CSRC / name).read_text()
+        assert f'#include "{op}.h"' in source, name
+        [registration] = re.findall(
+            rf"TORCH_LIBRARY_IMPL\(stylegan_fast, {key}, m\) \{{(.*?)\}}", source, re.S
+        )
+        registered = set(re.findall(r'm\.impl\("(\w+)"', registration))
+        assert registered and registered <= {f"{op}_fwd", f"{op}_bwd"}, (name, registered)

@@ -164,12 +164,12 @@ def test_third_order_matches_reference(impl, rng):
 
 
 def _kernels(impl):
-    return registration.TRITON if impl == "triton" else registration.EXTENSION
+    return registration.OP.kernels(impl)
 
 
 def _statistics(x):
     """mean and rstd as the forward kernel returns them."""
-    _, mean, rstd = registration.EXTENSION.fwd(
+    _, mean, rstd = registration.OP.extension.fwd(
         x.detach(), None, None, None, *[torch.ones(x.shape[:2], dtype=x.dtype)] * 2, 0.2, 1.4, 1e-5
     )
     return mean, rstd
@@ -468,7 +468,7 @@ def tiny_triton_blocks(monkeypatch):
     GPU's for planes above 128x128) with three chunks a plane and a three-step sub-tile loop a
     chunk, and the dnoise kernel several channel blocks; returns the kernels module."""
     testing.require_backend(OP, "triton", "cpu")
-    from stylegan_fast.ops import _plane_norm_triton as kernels
+    from stylegan_fast.ops._plane_norm import plans as kernels
 
     budget = dataclasses.replace(
         kernels._INTERPRETER,
@@ -510,7 +510,7 @@ def sweeping_triton_blocks(monkeypatch):
     16-pixel sub-tiles a sweep, and a grid of two programs that loop over the row blocks (the
     GPU's persistent grid); returns the kernels module."""
     testing.require_backend(OP, "triton", "cpu")
-    from stylegan_fast.ops import _plane_norm_triton as kernels
+    from stylegan_fast.ops._plane_norm import plans as kernels
 
     budget = dataclasses.replace(
         kernels._INTERPRETER,
@@ -591,6 +591,7 @@ def _cuda_inputs(shape, dtype, layout, noise, rng):
 def test_triton_cuda_parity(shape, dtype, layout):
     """impl='triton' on CUDA tensors against the float64 reference, every gradient (a noise
     plane per sample at even resolutions, one shared by the batch at the others)."""
+    testing.require_backend(OP, "triton", "cuda")
     rng = torch.Generator().manual_seed(shape[1] * shape[2])
     noise = "batch" if shape[2] in (8, 64, 256, 1024) else "shared"
     inputs = _cuda_inputs(shape, dtype, layout, noise, rng)
@@ -608,6 +609,7 @@ def test_triton_cuda_parity(shape, dtype, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("shape", [[2, 64, 32, 32], [1, 8, 256, 256]], ids=["1pass", "split"])
 def test_triton_cuda_r1_pattern(shape, dtype, layout):
+    testing.require_backend(OP, "triton", "cuda")
     rng = torch.Generator().manual_seed(11)
     inputs = _cuda_inputs(shape, dtype, layout, "batch", rng)
     weight = testing.make_tensor(shape, torch.float64, "cuda", generator=rng)

@@ -145,7 +145,7 @@ def test_third_order_matches_reference(impl, noise_kind, rng):
 
 
 def _kernels(impl):
-    return registration.TRITON if impl == "triton" else registration.EXTENSION
+    return registration.OP.kernels(impl)
 
 
 @pytest.mark.parametrize("impl", KERNEL_IMPLS)
@@ -376,8 +376,8 @@ def test_triton_multi_tile_launches_match_reference(layout, noise_kind, dtype, r
     testing.assert_close(dnoise, dnoise64, dtype, "dnoise", slack=2)
     testing.assert_close(dstrength, dstrength64, dtype, "dstrength", slack=2)
     _, noise, strength = inputs
-    only_dnoise, empty = registration.TRITON.bwd(dy, noise, strength, True, False)
-    empty_too, only_dstrength = registration.TRITON.bwd(dy, noise, strength, False, True)
+    only_dnoise, empty = registration.OP.triton.bwd(dy, noise, strength, True, False)
+    empty_too, only_dstrength = registration.OP.triton.bwd(dy, noise, strength, False, True)
     assert empty.shape == empty_too.shape == (0,)
     testing.assert_close(only_dnoise, dnoise64, dtype, "dnoise alone", slack=2)
     testing.assert_close(only_dstrength, dstrength64, dtype, "dstrength alone", slack=2)

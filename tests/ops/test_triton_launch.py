@@ -340,7 +340,8 @@ def test_grids_are_one_wave_of_the_compiled_kernel(
 ):
     """The reduction grids (bias_act's and noise_injection's sums, upfirdn2d's row bands, the
     plane-norm sweep) follow the programs per SM the compiled kernel allows."""
-    from stylegan_fast.ops import _plane_norm_triton, _triton_partials
+    from stylegan_fast.ops import _triton_partials
+    from stylegan_fast.ops._plane_norm import plans as plane_norm_plans
 
     asked = []
 
@@ -374,7 +375,7 @@ def test_grids_are_one_wave_of_the_compiled_kernel(
             tensors = 1 if launch.name == "_forward_one_pass" else 2
             block_c = a["BLOCK_C"]
             swept = block_c * a["HW"] * x.element_size() * tensors
-            by_l2 = int(tl_launch.SM90.l2_bytes * _plane_norm_triton._L2_SHARE) // (SMS * swept)
+            by_l2 = int(tl_launch.SM90.l2_bytes * plane_norm_plans._L2_SHARE) // (SMS * swept)
             resident = min(programs_per_sm, max(1, by_l2))
             assert launch.grid == (min(a["row_blocks"], resident * SMS),)
             checked.add(launch.name)

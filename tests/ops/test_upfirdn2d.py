@@ -10,7 +10,7 @@ import torch
 
 from stylegan_fast import FallbackWarning, _backend, testing
 from stylegan_fast.ops import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
-from stylegan_fast.ops.upfirdn2d import registration
+from stylegan_fast.ops.upfirdn2d import geometry, registration
 
 OP = "upfirdn2d"
 CPU_IMPLS = testing.implemented_backends(OP, "cpu")
@@ -173,14 +173,14 @@ def test_resampling_helpers(impl, rng):
 @pytest.mark.parametrize("seed", range(20))
 def test_adjoint_identity(seed, rng):
     """<upfirdn2d(x), y> == <x, adjoint(y)>, the adjoint being upfirdn2d with up and down
-    swapped, the filter flipped and the padding of registration.adjoint_params."""
+    swapped, the filter flipped and the padding of geometry.adjoint_params."""
     cfg = random_config(random.Random(1000 + seed))
     H, W = cfg.pop("hw")
     f = cfg.pop("f")
     x = testing.make_tensor([2, 3, H, W], torch.float64, generator=rng)
     out = upfirdn2d(x, f, impl="ref", **cfg)
     y = testing.make_tensor(out.shape, torch.float64, generator=rng)
-    up, down, padding, flip = registration.adjoint_params(
+    up, down, padding, flip = geometry.adjoint_params(
         H, W, out.shape[2], out.shape[3], f.shape[0], f.shape[-1],
         cfg["up"], cfg["down"], cfg["padding"], cfg["flip_filter"],
     )  # fmt: skip
@@ -258,7 +258,7 @@ OPCHECK_PARAMS = [
 
 
 def _kernels(impl):
-    return registration.TRITON if impl == "triton" else registration.EXTENSION
+    return registration.OP.kernels(impl)
 
 
 # One shape per traversal the layout reaches: C = 16 channels_last runs in place, W = 40
@@ -613,8 +613,8 @@ def test_triton_refuses_what_it_does_not_unroll():
     with pytest.raises(NotImplementedError, match="up and down factors of at most 8"):
         upfirdn2d(x, None, up=[9, 1], impl="triton")
     with pytest.raises(RuntimeError, match="serves at most 8 per axis"):
-        registration.TRITON.fwd(x, long_filter, 1, 1, 1, 1, 4, 4, 4, 4, False, 1.0)
-    assert registration.triton_reason(8, 8, (8, 8), (8, 8)) is None
+        registration.OP.triton.fwd(x, long_filter, 1, 1, 1, 1, 4, 4, 4, 4, False, 1.0)
+    assert geometry.triton_reason(8, 8, (8, 8), (8, 8)) is None
     torch.testing.assert_close(
         upfirdn2d(x, long_filter, padding=4), upfirdn2d(x, long_filter, padding=4, impl="ref")
     )
@@ -750,6 +750,7 @@ GPU_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 def test_cuda_triton_stylegan_parity(channels, resolution, dtype, layout):
     """upsample2d into, downsample2d and filter2d at each StyleGAN resolution with the 4x4
     filter: forward and backward against float64, R1 through the downsampling."""
+    testing.require_backend(OP, "triton", "cuda")
     device = "cuda"
     gen = torch.Generator().manual_seed(resolution * 7 + channels)
     f = setup_filter(BLUR, device=device)
@@ -788,6 +789,7 @@ def test_cuda_triton_stylegan_parity(channels, resolution, dtype, layout):
 def test_cuda_triton_general_parity(config, dtype, layout):
     """The general configurations (odd sizes, negative padding, 3x5 and 8-tap filters) on
     CUDA, at a size that spans several tiles and row bands."""
+    testing.require_backend(OP, "triton", "cuda")
     gen = torch.Generator().manual_seed(11)
     op, taps = CONFIGS[config]
     f = _filter(taps).cuda()
@@ -803,6 +805,7 @@ def test_cuda_triton_general_parity(config, dtype, layout):
 
 @pytest.mark.cuda
 def test_cuda_triton_compile_fullgraph():
+    testing.require_backend(OP, "triton", "cuda")
     gen = torch.Generator().manual_seed(3)
     x = testing.make_tensor([2, 8, 16, 16], torch.float32, "cuda", generator=gen)
     x.requires_grad_(True)

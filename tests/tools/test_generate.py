@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from stylegan_fast import cli
+from stylegan_fast.commands import _arguments
 from stylegan_fast.tools import _common, generate_images, seed_to_z
 
 
@@ -18,14 +19,14 @@ def read(path):
 
 
 def test_parse_range():
-    assert _common.parse_range("0-3") == [0, 1, 2, 3]
-    assert _common.parse_range("0,3,5-7") == [0, 3, 5, 6, 7]
-    assert _common.parse_range(" 4 ") == [4]
+    assert _arguments.parse_range("0-3") == [0, 1, 2, 3]
+    assert _arguments.parse_range("0,3,5-7") == [0, 3, 5, 6, 7]
+    assert _arguments.parse_range(" 4 ") == [4]
     for bad in ["", "a", "3-1", "1,,2", "-2", "1-x"]:
         with pytest.raises(ValueError, match="--seeds"):
-            _common.parse_range(bad)
+            _arguments.parse_range(bad)
     with pytest.raises(ValueError, match="<= 4294967295"):
-        _common.parse_seeds("4294967296")
+        _arguments.parse_seeds("4294967296")
 
 
 def test_seed_to_z_is_the_documented_draw():

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from stylegan_fast import cli
+from stylegan_fast.commands.mix import parse_styles
 from stylegan_fast.tools import seed_to_z, style_bands, style_mixing
-from stylegan_fast.tools.mix import parse_styles
 
 
 def test_style_bands_by_resolution():

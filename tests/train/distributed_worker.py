@@ -20,8 +20,9 @@ from train_fixtures import (
 
 from stylegan_fast.train import distributed
 from stylegan_fast.train.checkpoint import save_checkpoint
+from stylegan_fast.train.config import TrainingConfig
 from stylegan_fast.train.data import ShardedSampler
-from stylegan_fast.train.loop import Trainer, TrainingConfig
+from stylegan_fast.train.loop import Trainer
 
 DATASET_SIZE = 10
 PER_RANK_BATCH = 3

@@ -19,7 +19,8 @@ from train_fixtures import (
 )
 
 from stylegan_fast.train import checkpoint as ckpt
-from stylegan_fast.train.loop import Trainer, TrainingConfig
+from stylegan_fast.train.config import TrainingConfig
+from stylegan_fast.train.loop import Trainer
 from stylegan_fast.train.stats import read_stats
 
 R = 8

@@ -16,8 +16,9 @@ from PIL import Image
 
 from stylegan_fast.models import Discriminator, Generator, preset_configs
 from stylegan_fast.train import checkpoint as ckpt
+from stylegan_fast.train.config import TrainingConfig
 from stylegan_fast.train.data import BundledFaces
-from stylegan_fast.train.loop import Trainer, TrainingConfig
+from stylegan_fast.train.loop import Trainer
 from stylegan_fast.train.stats import read_stats
 
 BATCH = 4

@@ -12,10 +12,6 @@ from . import reference, registration
 
 __all__ = ["adain"]
 
-_backend.register(
-    _backend.OpKernels("adain", extension_op="adain_fwd", triton_op="adain_fwd_triton")
-)
-
 
 def adain(
     x: torch.Tensor,
@@ -57,6 +53,6 @@ def adain(
     backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
         return reference.adain(x, scale, bias, eps)
-    kernels = registration.TRITON if backend == "triton" else registration.EXTENSION
+    kernels = registration.OP.kernels(backend)
     y, _mean, _rstd = kernels.fwd(x, scale, bias, eps)
     return y

@@ -13,17 +13,16 @@ A plane of one pixel has ``var = 0`` and ``x_hat = 0``, so ``y = bias``. Statist
 in float32 for float16/bfloat16 inputs (float64 for float64): ``x``, ``scale`` and ``bias`` are
 upcast, ``y`` is computed in that precision and cast back to ``x.dtype`` once.
 
-Plain torch throughout, so it is differentiable to any order. Imports only torch.
+Plain torch throughout, so it is differentiable to any order. Imports only torch (and
+``ops/_common.py``'s ``statistics_dtype``, itself plain torch).
 """
 
 from __future__ import annotations
 
 import torch
 
-
-def statistics_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The precision the statistics are computed (and, by the kernels, returned) in."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+# The precision the statistics are computed (and, by the kernels, returned) in.
+from .._common import statistics_dtype
 
 
 def centered_and_variance(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,19 +1,19 @@
-"""adain's registered ops: schemas, fake functions and autograd, once per kernel backend.
+"""adain's registered ops (``ops/_registry.define_op``): ``adain_fwd`` / ``adain_bwd`` (``_C``'s
+kernels) and their ``*_triton`` twins, with fake functions and autograd.
 
-``adain_fwd`` carries the ``_C`` kernels (CPU key: cpp, CUDA key: cuda) and ``adain_fwd_triton``
-the Triton ones; each has an ``*_bwd`` partner. ``*_fwd`` returns the per-plane ``mean`` and
-``rstd`` beside ``y`` (non-differentiable, saved for the backward); the backward of ``*_fwd`` is
-``*_bwd``. The backward of ``*_bwd`` (second order, and every order above it) differentiates
-the reference twice: instance norm has no cheap exact formula in terms of its own kernels.
+``*_fwd`` returns the per-plane ``mean`` and ``rstd`` beside ``y`` (non-differentiable, saved
+for the backward); the backward of ``*_fwd`` is ``*_bwd``. The backward of ``*_bwd`` (second
+order, and every order above it) differentiates the reference twice: instance norm has no
+cheap exact formula in terms of its own kernels.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from ... import _library
+from .. import _registry
+from .._common import statistics_dtype
 from . import reference
 
 # Returns (y, mean, rstd); mean and rstd are [N, C] in the statistics dtype (float32, float64
@@ -26,14 +26,8 @@ BWD_SCHEMA = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Kernels:
-    fwd: object
-    bwd: object
-
-
 def _statistic(x: torch.Tensor) -> torch.Tensor:
-    return x.new_empty(x.shape[:2], dtype=reference.statistics_dtype(x.dtype))
+    return x.new_empty(x.shape[:2], dtype=statistics_dtype(x.dtype))
 
 
 def _implied_eps(x: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
@@ -48,81 +42,59 @@ def _implied_eps(x: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
         return rstd.reshape(var.shape).to(var.dtype).pow(-2) - var
 
 
-def _register(suffix: str) -> Kernels:
-    fwd = _library.define(f"adain_fwd{suffix}", FWD_SCHEMA)
-    bwd = _library.define(f"adain_bwd{suffix}", BWD_SCHEMA)
-
-    @torch.library.register_fake(fwd)
-    def _fwd_fake(x, scale, bias, eps):
-        return _library.empty_like_kernel(x), _statistic(x), _statistic(x)
-
-    @torch.library.register_fake(bwd)
-    def _bwd_fake(dy, x, scale, mean, rstd, output_mask):
-        compute_dx, compute_dscale, compute_dbias = output_mask
-        dx = _library.empty_like_kernel(x) if compute_dx else x.new_empty([0])
-        dscale = scale.new_empty(x.shape[:2]) if compute_dscale else scale.new_empty([0])
-        dbias = scale.new_empty(x.shape[:2]) if compute_dbias else scale.new_empty([0])
-        return dx, dscale, dbias
-
-    def fwd_setup(ctx, inputs, output):
-        x, scale, _bias, _eps = inputs
-        _y, mean, rstd = output
-        ctx.mark_non_differentiable(mean, rstd)
-        ctx.save_for_backward(x, scale, mean, rstd)
-
-    def fwd_backward(ctx, dy, _grad_mean, _grad_rstd):
-        x, scale, mean, rstd = ctx.saved_tensors
-        output_mask = list(ctx.needs_input_grad[:3])
-        if not any(output_mask):
-            return None, None, None, None
-        grads = bwd(dy, x, scale, mean, rstd, output_mask)
-        return *(g if needed else None for g, needed in zip(grads, output_mask)), None
-
-    def bwd_setup(ctx, inputs, output):
-        dy, x, scale, _mean, rstd, output_mask = inputs
-        ctx.save_for_backward(dy, x, scale, rstd)
-        ctx.output_mask = tuple(output_mask)
-
-    def bwd_backward(ctx, grad_dx, grad_dscale, grad_dbias):
-        dy, x, scale, rstd = ctx.saved_tensors
-        grads_of_grads = [
-            g if computed else None
-            for g, computed in zip((grad_dx, grad_dscale, grad_dbias), ctx.output_mask)
-        ]
-        eps = _implied_eps(x, rstd)
-
-        def forward(x_, scale_, bias_):
-            return reference.adain(x_, scale_, bias_, eps)
-
-        # dx, dscale and dbias do not depend on bias: any value serves as its primal.
-        grad_dy, grad_x, grad_scale, _ = _library.reference_backward_of_backward(
-            forward, (x, scale, torch.zeros_like(scale)), (dy,), grads_of_grads
-        )
-        return grad_dy, grad_x, grad_scale, None, None, None
-
-    _library.register_autograd(fwd, fwd_backward, setup_context=fwd_setup)
-    torch.library.register_autograd(bwd, bwd_backward, setup_context=bwd_setup)
-    return Kernels(fwd=fwd, bwd=bwd)
+def _fwd_fake(x, scale, bias, eps):
+    return _library.empty_like_kernel(x), _statistic(x), _statistic(x)
 
 
-EXTENSION = _register("")
-TRITON = _register("_triton")
+def _fwd_setup(ctx, inputs, output):
+    x, scale, _bias, _eps = inputs
+    _y, mean, rstd = output
+    ctx.mark_non_differentiable(mean, rstd)
+    ctx.save_for_backward(x, scale, mean, rstd)
 
 
-# The Triton kernels, on the *_triton schemas. Their module imports triton, so it is imported
-# on the first call: the package imports without triton, and TRITON_INTERPRET may be set any
-# time before that call.
-def _triton_fwd(x, scale, bias, eps):
-    from . import triton as kernels
-
-    return kernels.forward(x, scale, bias, eps)
+def _fwd_backward(kernels, ctx, mask, dy, _grad_mean, _grad_rstd):
+    x, scale, mean, rstd = ctx.saved_tensors
+    return kernels.bwd(dy, x, scale, mean, rstd, mask)
 
 
-def _triton_bwd(dy, x, scale, mean, rstd, output_mask):
-    from . import triton as kernels
+def _bwd_fake(dy, x, scale, mean, rstd, output_mask):
+    compute_dx, compute_dscale, compute_dbias = output_mask
+    dx = _library.empty_like_kernel(x) if compute_dx else x.new_empty([0])
+    dscale = scale.new_empty(x.shape[:2]) if compute_dscale else scale.new_empty([0])
+    dbias = scale.new_empty(x.shape[:2]) if compute_dbias else scale.new_empty([0])
+    return dx, dscale, dbias
 
-    return kernels.backward(dy, x, scale, mean, rstd, output_mask)
+
+def _bwd_setup(ctx, inputs, output):
+    dy, x, scale, _mean, rstd, output_mask = inputs
+    ctx.save_for_backward(dy, x, scale, rstd)
+    ctx.output_mask = tuple(output_mask)
 
 
-torch.library.register_kernel(TRITON.fwd, ("cpu", "cuda"), _triton_fwd)
-torch.library.register_kernel(TRITON.bwd, ("cpu", "cuda"), _triton_bwd)
+def _bwd_backward(kernels, ctx, grad_dx, grad_dscale, grad_dbias):
+    dy, x, scale, rstd = ctx.saved_tensors
+    grads_of_grads = [
+        g if computed else None
+        for g, computed in zip((grad_dx, grad_dscale, grad_dbias), ctx.output_mask)
+    ]
+    eps = _implied_eps(x, rstd)
+
+    def forward(x_, scale_, bias_):
+        return reference.adain(x_, scale_, bias_, eps)
+
+    # dx, dscale and dbias do not depend on bias: any value serves as its primal.
+    grad_dy, grad_x, grad_scale, _ = _library.reference_backward_of_backward(
+        forward, (x, scale, torch.zeros_like(scale)), (dy,), grads_of_grads
+    )
+    return grad_dy, grad_x, grad_scale, None, None, None
+
+
+OP = _registry.define_op(
+    "adain",
+    fwd=_registry.Stage(FWD_SCHEMA, _fwd_fake, _fwd_setup, _fwd_backward),
+    bwd=_registry.Stage(BWD_SCHEMA, _bwd_fake, _bwd_setup, _bwd_backward),
+    gradients=_registry.Gradients(
+        request=(_registry.Slot("x"), _registry.Slot("scale"), _registry.Slot("bias"))
+    ),
+)

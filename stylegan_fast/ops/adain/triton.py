@@ -1,5 +1,5 @@
 """Triton kernels of adain: the shared per-plane normalisation kernels
-(``ops/_plane_norm_triton.py``) with the identity prologue, behind the ``adain_fwd_triton`` /
+(``ops/_plane_norm/``) with the identity prologue, behind the ``adain_fwd_triton`` /
 ``adain_bwd_triton`` schemas. Imported on the first call of either (it imports triton).
 
 Memory traffic (``X`` = the bytes of x), one launch each way for NCHW planes up to 128x128 and
@@ -8,14 +8,15 @@ dy and x, write dx: the minimum). Planes up to 64x64 (channels_last 16x16 forwar
 backward) are read once; larger ones are swept twice by the program that owns them, loading
 ``3X`` forward and ``5X`` backward, the second sweep from L2 (assumed, see the plans). Above
 128x128 (32x32): ``3X`` forward and ``5X`` backward from DRAM (x, and dy, read twice), three
-launches each. See ``_plane_norm_triton`` for the plans.
+launches each. See ``ops/_plane_norm`` for the plans.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .. import _plane_norm_triton as kernels
+from .. import _plane_norm
+from .._common import statistics_dtype
 
 LABEL = "adain (triton)"
 
@@ -28,7 +29,7 @@ def _check_plane_tensor(t: torch.Tensor, x: torch.Tensor, name: str, dtype: torc
         )
     if t.dtype != dtype or t.device != x.device:
         raise RuntimeError(
-            f"{LABEL}: {name} must be a {kernels.DTYPE_NAMES.get(dtype, dtype)} tensor on "
+            f"{LABEL}: {name} must be a {_plane_norm.DTYPE_NAMES.get(dtype, dtype)} tensor on "
             f"{x.device}"
         )
 
@@ -36,7 +37,7 @@ def _check_plane_tensor(t: torch.Tensor, x: torch.Tensor, name: str, dtype: torc
 def _check_x(x: torch.Tensor) -> None:
     if x.dim() != 4:
         raise RuntimeError(f"{LABEL}: x must have shape [N, C, H, W], got {list(x.shape)}")
-    kernels.check_device(LABEL, x)
+    _plane_norm.check_device(LABEL, x)
 
 
 def forward(
@@ -47,7 +48,7 @@ def forward(
     _check_x(x)
     _check_plane_tensor(scale, x, "scale", x.dtype)
     _check_plane_tensor(bias, x, "bias", x.dtype)
-    return kernels.forward(x, None, None, None, scale, bias, None, eps)
+    return _plane_norm.forward(x, None, None, None, scale, bias, None, eps)
 
 
 def backward(
@@ -63,12 +64,12 @@ def backward(
     if dy.shape != x.shape or dy.dtype != x.dtype or dy.device != x.device:
         raise RuntimeError(f"{LABEL}: dy must match x in shape, dtype and device")
     _check_plane_tensor(scale, x, "scale", x.dtype)
-    stats_dtype = kernels.statistics_dtype(x.dtype)
+    stats_dtype = statistics_dtype(x.dtype)
     _check_plane_tensor(mean, x, "mean", stats_dtype)
     _check_plane_tensor(rstd, x, "rstd", stats_dtype)
     compute_dx, compute_dscale, compute_dbias = (bool(m) for m in output_mask)
     mask = (compute_dx, False, False, False, compute_dscale, compute_dbias)
-    dx, _, _, _, dscale, dbias = kernels.backward(
+    dx, _, _, _, dscale, dbias = _plane_norm.backward(
         dy, x, None, None, None, scale, mean, rstd, None, mask
     )
     return dx, dscale, dbias

@@ -11,10 +11,6 @@ from .reference import ACTIVATIONS
 
 __all__ = ["bias_act", "ACTIVATIONS"]
 
-_backend.register(
-    _backend.OpKernels("bias_act", extension_op="bias_act_fwd", triton_op="bias_act_fwd_triton")
-)
-
 
 def bias_act(
     x: torch.Tensor,
@@ -73,5 +69,5 @@ def bias_act(
     backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
         return reference.bias_act(x, b, dim, act, alpha, gain, clamp)
-    kernels = registration.TRITON if backend == "triton" else registration.EXTENSION
+    kernels = registration.OP.kernels(backend)
     return kernels.fwd(x, b, dim, act, alpha, gain, clamp)

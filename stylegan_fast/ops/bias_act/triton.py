@@ -29,7 +29,7 @@ Bytes (the minimum, up to the bias and the small fp32 partials):
 Compute runs in fp32 (fp64 for fp64 inputs) and every output is rounded once. alpha, gain and
 clamp are runtime arguments (float32 hi/lo pairs): a new value compiles nothing.
 
-Imports triton at module level; registration.py imports this module on the first Triton call.
+Imports triton at module level; ``ops/_registry.py`` imports this module on the first Triton call.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import triton.language as tl
 from ... import _library
 from .. import _triton_launch as tl_launch
 from .. import _triton_partials as tp
+from .._common import statistics_dtype
 
 # The activation's code is a constexpr: each activation compiles to its own straight-line code.
 ACT_CODES = {
@@ -321,7 +322,7 @@ def _launch(
     kept_blocks, summed_tiles = (
         (col_blocks, row_blocks) if channel_in_cols else (row_blocks, col_blocks)
     )
-    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc_dtype = statistics_dtype(x.dtype)
     scalars = (
         *tl_launch.float32_split(alpha),
         *tl_launch.float32_split(gain),
@@ -334,7 +335,7 @@ def _launch(
         COMPUTE_DB=compute_db,
         ACT=ACT_CODES[act],
         HAS_CLAMP=clamp is not None,
-        COMPUTE=tl.float64 if x.dtype == torch.float64 else tl.float32,
+        COMPUTE=tl_launch.compute_dtype(x.dtype),
         # Partials hold fewer elements than x (at most one per tile row or column summed).
         INDEX_64=tp.needs_int64_index(x.numel()),
         BLOCK_R=block_r,
@@ -372,7 +373,7 @@ def _launch(
     return out, db
 
 
-def bias_act_fwd(
+def forward(
     x: torch.Tensor,
     b: torch.Tensor | None,
     dim: int,
@@ -389,7 +390,7 @@ def bias_act_fwd(
     return _launch(x, b, None, dim, act, alpha, gain, clamp, False)[0]
 
 
-def bias_act_bwd(
+def backward(
     dy: torch.Tensor,
     x: torch.Tensor,
     b: torch.Tensor | None,

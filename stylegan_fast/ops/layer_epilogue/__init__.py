@@ -13,14 +13,6 @@ from . import reference, registration
 
 __all__ = ["layer_epilogue"]
 
-_backend.register(
-    _backend.OpKernels(
-        "layer_epilogue",
-        extension_op="layer_epilogue_fwd",
-        triton_op="layer_epilogue_fwd_triton",
-    )
-)
-
 
 def layer_epilogue(
     x: torch.Tensor,
@@ -94,19 +86,13 @@ def layer_epilogue(
         if noise is None:
             noise = torch.randn([n, 1, h, w], generator=generator, dtype=x.dtype, device=x.device)
         else:
-            v.check_tensor(op, "noise", noise, ndim=4)
-            if list(noise.shape) not in ([n, 1, h, w], [1, 1, h, w]):
-                raise ValueError(
-                    f"{op}: noise must have shape [N, 1, H, W] = {[n, 1, h, w]} or "
-                    f"[1, 1, H, W] = {[1, 1, h, w]}, got {list(noise.shape)}"
-                )
-            v.check_like(op, "noise", noise, x)
+            v.check_noise(op, noise, x)
 
     backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
         return reference.layer_epilogue(
             x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps
         )
-    kernels = registration.TRITON if backend == "triton" else registration.EXTENSION
+    kernels = registration.OP.kernels(backend)
     y, _, _ = kernels.fwd(x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps)
     return y

@@ -1,5 +1,5 @@
 """Triton kernels of layer_epilogue: the shared per-plane normalisation kernels
-(``ops/_plane_norm_triton.py``) with the noise + bias + leaky ReLU prologue fused in, behind
+(``ops/_plane_norm/``) with the noise + bias + leaky ReLU prologue fused in, behind
 the ``layer_epilogue_fwd_triton`` / ``layer_epilogue_bwd_triton`` schemas. Imported on the first
 call of either (it imports triton).
 
@@ -16,7 +16,7 @@ of instance norm alone (``X`` = the bytes of x; the noise plane adds X/C a read)
 - planes above 64x64 (channels_last: 16x16 forward, 128 pixels backward) up to those limits are
   swept twice by the program that owns them: the kernels load ``3X`` forward and ``5X``
   backward, the second sweep assumed to hit L2, so DRAM sees the figures above (see
-  ``_plane_norm_triton``).
+  ``ops/_plane_norm``).
 
 torch.compile of the reference moves at least ``3X`` forward and ``5X`` backward at every size
 (a reduction kernel, then a pointwise one that re-reads its input), so the one-pass plan is
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import torch
 
-from .. import _plane_norm_triton as kernels
+from .. import _plane_norm
+from .._common import statistics_dtype
 
 LABEL = "layer_epilogue (triton)"
 
@@ -42,7 +43,7 @@ def _check_like_x(t: torch.Tensor, x: torch.Tensor, name: str, shape) -> None:
 def _check_inputs(x, noise, noise_strength, bias, scale) -> None:
     if x.dim() != 4:
         raise RuntimeError(f"{LABEL}: x must be [N, C, H, W], got {list(x.shape)}")
-    kernels.check_device(LABEL, x)
+    _plane_norm.check_device(LABEL, x)
     n, c, h, w = x.shape
     if (noise is None) != (noise_strength is None):
         raise RuntimeError(f"{LABEL}: noise and noise_strength must be given together")
@@ -75,7 +76,7 @@ def forward(
     """``layer_epilogue_fwd_triton``: ``(y, mean, rstd)``, shapes as in the schema."""
     _check_inputs(x, noise, noise_strength, bias, scale)
     _check_like_x(style_bias, x, "style_bias", scale.shape)
-    return kernels.forward(
+    return _plane_norm.forward(
         x, noise, noise_strength, bias, scale, style_bias, _slopes(alpha, gain), eps
     )
 
@@ -98,11 +99,11 @@ def backward(
     _check_inputs(x, noise, noise_strength, bias, scale)
     if dy.shape != x.shape or dy.dtype != x.dtype or dy.device != x.device:
         raise RuntimeError(f"{LABEL}: dy must match x in shape, dtype and device")
-    stats_dtype = kernels.statistics_dtype(x.dtype)
+    stats_dtype = statistics_dtype(x.dtype)
     for name, stats in (("mean", mean), ("rstd", rstd)):
         if stats.device != x.device or stats.dtype != stats_dtype:
             raise RuntimeError(
-                f"{LABEL}: {name} must be {kernels.DTYPE_NAMES[stats_dtype]} on x's device"
+                f"{LABEL}: {name} must be {_plane_norm.DTYPE_NAMES[stats_dtype]} on x's device"
             )
         if list(stats.shape) != list(x.shape[:2]):
             raise RuntimeError(f"{LABEL}: {name} must have shape [N, C]")
@@ -111,6 +112,6 @@ def backward(
         raise RuntimeError(f"{LABEL}: dnoise and dnoise_strength need noise and noise_strength")
     if mask[3] and bias is None:
         raise RuntimeError(f"{LABEL}: dbias needs bias")
-    return kernels.backward(
+    return _plane_norm.backward(
         dy, x, noise, noise_strength, bias, scale, mean, rstd, _slopes(alpha, gain), mask
     )

@@ -10,14 +10,6 @@ from . import reference, registration
 
 __all__ = ["noise_injection"]
 
-_backend.register(
-    _backend.OpKernels(
-        "noise_injection",
-        extension_op="noise_injection_fwd",
-        triton_op="noise_injection_fwd_triton",
-    )
-)
-
 
 def noise_injection(
     x: torch.Tensor,
@@ -70,13 +62,7 @@ def noise_injection(
     else:
         if generator is not None:
             raise ValueError(f"{op}: generator is used only to draw noise, but noise was given")
-        v.check_tensor(op, "noise", noise, ndim=4)
-        if list(noise.shape) not in ([batch, 1, height, width], [1, 1, height, width]):
-            raise ValueError(
-                f"{op}: noise must have shape [N, 1, H, W] = {[batch, 1, height, width]} or "
-                f"[1, 1, H, W] = {[1, 1, height, width]}, got {list(noise.shape)}"
-            )
-        v.check_like(op, "noise", noise, x)
+        v.check_noise(op, noise, x)
 
     # Resolved before drawing, so a refused impl leaves the generator's state untouched.
     backend = _backend.resolve(op, impl, x.device, x=x)
@@ -86,5 +72,5 @@ def noise_injection(
         )
     if backend == "ref":
         return reference.noise_injection(x, noise, strength)
-    kernels = registration.TRITON if backend == "triton" else registration.EXTENSION
+    kernels = registration.OP.kernels(backend)
     return kernels.fwd(x, noise, strength)

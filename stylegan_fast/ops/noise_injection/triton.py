@@ -26,7 +26,7 @@ Every product is formed before it is summed (as the reference's autograd does), 
 propagate exactly as in the reference. Compute runs in fp32 (fp64 for fp64); each output is
 rounded once.
 
-Imports triton at module level; registration.py imports this module on the first Triton call.
+Imports triton at module level; ``ops/_registry.py`` imports this module on the first Triton call.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import triton.language as tl
 from ... import _library
 from .. import _triton_launch as tl_launch
 from .. import _triton_partials as tp
+from .._common import statistics_dtype
 
 # Kernels have no nested @triton.jit helpers: under TRITON_INTERPRET=1 each nested call
 # re-patches triton.language (~8 ms), more than the kernel's own work on a test tensor.
@@ -228,17 +229,7 @@ def _check(x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor, x_name:
         )
 
 
-def _compute(x: torch.Tensor):
-    return tl.float64 if x.dtype == torch.float64 else tl.float32
-
-
-def _acc_dtype(x: torch.Tensor) -> torch.dtype:
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def noise_injection_fwd(
-    x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor
-) -> torch.Tensor:
+def forward(x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     """``noise_injection_fwd_triton``: ``y = x + strength[c] * noise``.
 
     ``x: [N, C, H, W]``, ``noise: [N, 1, H, W]`` or ``[1, 1, H, W]``, ``strength: [C]``;
@@ -276,7 +267,7 @@ def noise_injection_fwd(
         batch * pixels,
         NOISE_PER_SAMPLE=noise.shape[0] == batch,
         CHANNELS_LAST=channels_last,
-        COMPUTE=_compute(x),
+        COMPUTE=tl_launch.compute_dtype(x.dtype),
         INDEX_64=tp.needs_int64_index(x.numel()),
         BLOCK_P=block_p,
         BLOCK_CH=block_ch,
@@ -285,7 +276,7 @@ def noise_injection_fwd(
     return y
 
 
-def noise_injection_bwd(
+def backward(
     dy: torch.Tensor,
     noise: torch.Tensor,
     strength: torch.Tensor,
@@ -324,7 +315,7 @@ def noise_injection_bwd(
         block_ch = min(tp.next_power_of_2(channels), max(1, config.tile // block_p))
         kept_blocks = batch * triton.cdiv(pixels, block_p)
         summed_tiles = triton.cdiv(channels, block_ch)
-    acc_dtype = _acc_dtype(dy)
+    acc_dtype = statistics_dtype(dy.dtype)
     noise_c, strength_c = noise.contiguous(), strength.contiguous()
     sizes = (batch, channels, pixels, batch * pixels)
     flags = dict(
@@ -332,7 +323,7 @@ def noise_injection_bwd(
         CHANNELS_LAST=channels_last,
         COMPUTE_DNOISE=compute_dnoise,
         COMPUTE_DSTRENGTH=compute_dstrength,
-        COMPUTE=_compute(dy),
+        COMPUTE=tl_launch.compute_dtype(dy.dtype),
         # The partials hold fewer elements than dy (at most one per channel or pixel tile).
         INDEX_64=tp.needs_int64_index(dy.numel()),
         BLOCK_P=block_p,

@@ -7,19 +7,9 @@ import torch
 
 from ... import _backend
 from .. import _validation as v
-from . import reference, registration
+from . import geometry, reference, registration
 
 __all__ = ["setup_filter", "upfirdn2d", "upsample2d", "downsample2d", "filter2d"]
-
-# cpu_preference stays "cpp": it beat the reference on every StyleGAN case measured (forward,
-# fp32, 2 threads, median of 21 runs, setup_filter([1, 3, 3, 1]); 2026-11-23, on a 2-core
-# machine shared with other jobs, so the ratios are indicative):
-#   upsample2d   [8, 512, 8, 8] 6.4x, [4, 64, 64, 64] 6.1x
-#   downsample2d [8, 512, 8, 8] 3.0x, [4, 64, 64, 64] 1.7x
-#   filter2d     [8, 512, 8, 8] 1.3x, [4, 64, 64, 64] 1.2x
-_backend.register(
-    _backend.OpKernels("upfirdn2d", extension_op="upfirdn2d_fwd", triton_op="upfirdn2d_fwd_triton")
-)
 
 OP = "upfirdn2d"
 
@@ -153,8 +143,8 @@ def _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl) -> torch.Te
         raise TypeError(f"{op}: flip_filter must be a bool, got {type(flip_filter).__name__}")
     gain = v.check_number(op, "gain", gain)
     fh, fw = f.shape[0], f.shape[-1]
-    out_h = registration.output_size(x.shape[2], up[1], down[1], padding[2], padding[3], fh)
-    out_w = registration.output_size(x.shape[3], up[0], down[0], padding[0], padding[1], fw)
+    out_h = geometry.output_size(x.shape[2], up[1], down[1], padding[2], padding[3], fh)
+    out_w = geometry.output_size(x.shape[3], up[0], down[0], padding[0], padding[1], fw)
     if out_h < 1 or out_w < 1:
         raise ValueError(
             f"{op}: the output would be {out_h}x{out_w} (H x W): x is {x.shape[2]}x{x.shape[3]}, "
@@ -162,14 +152,13 @@ def _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl) -> torch.Te
             "(need H * upy + pady0 + pady1 >= fh, likewise for W)"
         )
     reasons = _FILTER_GRAD_REASONS if f.requires_grad else None
-    triton_reason = registration.triton_reason(fh, fw, up, down)
+    triton_reason = geometry.triton_reason(fh, fw, up, down)
     if triton_reason is not None and reasons is None:
         reasons = {"triton": triton_reason}
     backend = _backend.resolve(OP, impl, x.device, op_reasons=reasons, x=x)
     if backend == "ref":
         return reference.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
-    kernels = registration.TRITON if backend == "triton" else registration.EXTENSION
-    return kernels.fwd(x, f, *up, *down, *padding, flip_filter, gain)
+    return registration.OP.kernels(backend).fwd(x, f, *up, *down, *padding, flip_filter, gain)
 
 
 def upfirdn2d(
@@ -236,17 +225,10 @@ def upsample2d(
         ``[N, C, H * upy + pady0 + pady1, W * upx + padx0 + padx1]``.
     """
     op = "upsample2d"
-    upx, upy = _pair(op, "up", up)
-    padx0, padx1, pady0, pady1 = _padding(op, padding)
-    fw, fh = _filter_size(op, f)
-    padding = (
-        padx0 + (fw + upx - 1) // 2,
-        padx1 + (fw - upx) // 2,
-        pady0 + (fh + upy - 1) // 2,
-        pady1 + (fh - upy) // 2,
-    )
-    gain = v.check_number(op, "gain", gain) * upx * upy
-    return _upfirdn2d(op, x, f, (upx, upy), (1, 1), padding, flip_filter, gain, impl)
+    up, extra = _pair(op, "up", up), _padding(op, padding)
+    padding = geometry.centred_padding(*_filter_size(op, f), up, (1, 1), extra)
+    gain = v.check_number(op, "gain", gain) * up[0] * up[1]
+    return _upfirdn2d(op, x, f, up, (1, 1), padding, flip_filter, gain, impl)
 
 
 def downsample2d(
@@ -270,16 +252,9 @@ def downsample2d(
         sizes).
     """
     op = "downsample2d"
-    downx, downy = _pair(op, "down", down)
-    padx0, padx1, pady0, pady1 = _padding(op, padding)
-    fw, fh = _filter_size(op, f)
-    padding = (
-        padx0 + (fw - downx + 1) // 2,
-        padx1 + (fw - downx) // 2,
-        pady0 + (fh - downy + 1) // 2,
-        pady1 + (fh - downy) // 2,
-    )
-    return _upfirdn2d(op, x, f, (1, 1), (downx, downy), padding, flip_filter, gain, impl)
+    down, extra = _pair(op, "down", down), _padding(op, padding)
+    padding = geometry.centred_padding(*_filter_size(op, f), (1, 1), down, extra)
+    return _upfirdn2d(op, x, f, (1, 1), down, padding, flip_filter, gain, impl)
 
 
 def filter2d(
@@ -300,7 +275,6 @@ def filter2d(
         ``[N, C, H + pady0 + pady1, W + padx0 + padx1]``.
     """
     op = "filter2d"
-    padx0, padx1, pady0, pady1 = _padding(op, padding)
-    fw, fh = _filter_size(op, f)
-    padding = (padx0 + fw // 2, padx1 + (fw - 1) // 2, pady0 + fh // 2, pady1 + (fh - 1) // 2)
+    extra = _padding(op, padding)
+    padding = geometry.centred_padding(*_filter_size(op, f), (1, 1), (1, 1), extra)
     return _upfirdn2d(op, x, f, (1, 1), (1, 1), padding, flip_filter, gain, impl)

@@ -1,7 +1,7 @@
 """Triton kernel of upfirdn2d (``impl='triton'``), polyphase, one pass over the data.
 
-One kernel serves every call ``registration.triton_reason`` accepts: the forward and, since the
-adjoint of upfirdn2d is upfirdn2d again (registration.adjoint_params), every order of derivative
+One kernel serves every call ``geometry.triton_reason`` accepts: the forward and, since the
+adjoint of upfirdn2d is upfirdn2d again (geometry.adjoint_params), every order of derivative
 with respect to ``x``. For StyleGAN's resampling with the 4x4 filter the forward and backward
 parameters are (up, down, padding per axis): upsample2d (2, 1, 2/1) whose backward is
 (1, 2, 1/1), i.e. downsample2d, whose backward is upsample2d's; filter2d (1, 1, 2/1) with
@@ -58,7 +58,7 @@ import triton.language as tl
 
 from ... import _library
 from .. import _triton_launch as tl_launch
-from . import registration
+from . import geometry
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -419,7 +419,7 @@ def launch_config(
     return Launch(block_lanes, block_cols, triton.cdiv(base_rows, bands), num_warps)
 
 
-def upfirdn2d_fwd(
+def forward(
     x: torch.Tensor,
     f: torch.Tensor,
     upx: int,
@@ -451,12 +451,12 @@ def upfirdn2d_fwd(
     if x.device.type == "cpu" and not tl_launch.INTERPRETING:
         raise RuntimeError(f"{op}: CPU tensors need TRITON_INTERPRET=1 set before importing triton")
     fh, fw = f.shape[0], f.shape[-1]
-    reason = registration.triton_reason(fh, fw, (upx, upy), (downx, downy))
+    reason = geometry.triton_reason(fh, fw, (upx, upy), (downx, downy))
     if reason is not None:
         raise RuntimeError(f"{op}: {reason}")
     N, C, H, W = x.shape
-    out_h = registration.output_size(H, upy, downy, pady0, pady1, fh)
-    out_w = registration.output_size(W, upx, downx, padx0, padx1, fw)
+    out_h = geometry.output_size(H, upy, downy, pady0, pady1, fh)
+    out_w = geometry.output_size(W, upx, downx, padx0, padx1, fw)
     if out_h < 1 or out_w < 1:
         raise RuntimeError(
             f"{op}: the output would be {out_h}x{out_w} (H x W); it needs at least one sample "

@@ -22,8 +22,10 @@ import warnings
 from pathlib import Path
 
 from ..metrics import METRICS, PREPROCESSING, FeatureNet, evaluate
-from . import _common
+from ..train.data import open_dataset
+from . import _arguments
 
+HELP = "FID/KID/PPL of a checkpoint or export (appends to metrics.jsonl)"
 RESULTS_FILE = "metrics.jsonl"
 
 
@@ -50,7 +52,7 @@ def load_distance_net(path: str | os.PathLike, device):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _common.add_network_arguments(parser, outdir=False)
+    _arguments.add_network_arguments(parser, outdir=False)
     parser.add_argument("--metric", required=True, choices=sorted(METRICS), help="which metric")
     parser.add_argument(
         "--data",
@@ -99,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 2:
             raise ValueError(f"--{name.replace('_', '-')}: must be >= 2, got {value}")
     if args.batch is not None:
-        _common.positive("batch", args.batch)
+        _arguments.positive("batch", args.batch)
     if not math.isfinite(args.trunc) or not 0 <= args.trunc <= 1:
         raise ValueError(f"--trunc: must be in [0, 1], got {args.trunc}")
-    device = _common.resolve_device(args.device)
+    device = _arguments.resolve_device(args.device)
     feature_net = distance_net = data = None
     if spec.kind == "ppl":
         if args.distance_net is None:
@@ -115,10 +117,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--feature-net: no such file: {args.feature_net}")
         if args.data is not None and not os.path.exists(args.data):
             raise ValueError(f"--data: no such file or directory: {args.data}")
-    G = _common.load_network(args)
+    G = _arguments.load_network(args)
     if spec.kind != "ppl":
-        from ..train.data import open_dataset
-
         feature_net = FeatureNet.from_torchscript(
             args.feature_net, args.feature_preprocessing, device, args.batch or 64
         )

@@ -13,9 +13,11 @@ import argparse
 import copy
 import shlex
 
-from . import add_arguments as add_op_arguments
-from . import e2e as e2e_bench
-from . import run_from_args as run_ops
+from ..bench import add_arguments as add_op_arguments
+from ..bench import e2e as e2e_bench
+from ..bench import run_from_args as run_ops
+
+HELP = "time the ops and the whole model (inference, train step) vs eager/compile"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,14 @@ from pathlib import Path
 
 import torch
 
-from . import distributed
-from .loop import PRECISIONS, Trainer, TrainingConfig
+from ..models import Discriminator, Generator, preset_configs
+from ..tools.figures import write_figures
+from ..train import distributed
+from ..train.config import PRECISIONS, TrainingConfig
+from ..train.data import open_dataset
+from ..train.loop import Trainer
+
+HELP = "train a preset on images or the bundled faces"
 
 # The main job's training settings (the tiny preset on the bundled faces, a few CPU minutes).
 MAIN_JOB = dict(
@@ -30,7 +36,6 @@ MAIN_JOB = dict(
     lod_kimg=1.5,
     snap=2.0,
 )
-SAMPLE_SEEDS = 32  # the final grid: 8 x 4 images from seeds 0..31
 # The bundled faces are greyscale: a 3-channel model on them meets a discriminator that tells
 # fakes by colour alone (measured: fake logits at -8..-10 from the first kimg of the runs tried).
 BUNDLED_CHANNELS = 1
@@ -136,49 +141,7 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--resume: no checkpoint file at {args.resume}")
 
 
-def write_figures(G: torch.nn.Module, outdir: str | Path) -> list[Path]:
-    """The end-of-run figures of the trained (EMA) generator ``G``, written under
-    ``outdir/figures`` at truncation 0.7 with constant noise. Returns their paths:
-
-    - ``samples.png``: seeds 0..31, 8 x 4;
-    - ``stylemix.png``: the paper's Fig. 3 for column seeds 32..36 and row seeds 37..39, one
-      block of rows each for the coarse, middle and fine styles copied from the columns;
-    - ``interpolate.png``: a lerp in W from seed 40 through 41 to 42, 15 frames in a row.
-    """
-    from stylegan_fast.models import OFFICIAL_TRUNCATION_PSI
-    from stylegan_fast.tools import _common, interpolate, mix
-
-    from .images import save_image_grid
-
-    figures = Path(outdir) / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    psi = OFFICIAL_TRUNCATION_PSI
-    was_training = G.training
-    G.eval()
-    try:
-        z = _common.seeds_to_z(range(SAMPLE_SEEDS), G.z_dim).to(next(G.parameters()).device)
-        with torch.no_grad():
-            images = G(z, truncation_psi=psi, noise_mode="const").float().cpu()
-        samples = figures / "samples.png"
-        save_image_grid(images, samples, (8, 4))
-        stylemix = _common.save_png(
-            mix.stylemix_figure(G, range(37, 40), range(32, 37), truncation_psi=psi),
-            figures / "stylemix.png",
-        )
-        frames = interpolate.interpolation(G, [40, 41, 42], frames=8, truncation_psi=psi)
-        strip = _common.save_png(
-            interpolate.strip(_common.to_pixels(frames)), figures / "interpolate.png"
-        )
-    finally:
-        G.train(was_training)
-    return [samples, stylemix, strip]
-
-
 def build_trainer(args: argparse.Namespace, context: distributed.DistributedContext) -> Trainer:
-    from stylegan_fast.models import Discriminator, Generator, preset_configs
-
-    from .data import open_dataset
-
     channels = args.channels or (3 if args.data else BUNDLED_CHANNELS)
     g_config, d_config = preset_configs(
         args.preset, progressive=args.progressive, img_channels=channels
