@@ -73,21 +73,10 @@ def test_a_provider_that_raises_is_recorded_not_fatal():
     def raising_call(inputs):
         raise RuntimeError("double backward is not supported\nsecond line")
 
-    row = harness.time_one(
-        bench,
-        raising_call,
-        "compile",
-        "r1",
-        "3x4",
-        torch.float32,
-        torch.device("cpu"),
-        [[x, b]] * 3,
-        [torch.randn(2, 3, 4, 4)] * 3,
-        None,
-        1.0,
-        0,
-        1,
+    cell = harness.CellInputs(
+        "3x4", torch.float32, torch.device("cpu"), [[x, b]] * 3, [torch.randn(2, 3, 4, 4)] * 3, x
     )
+    row = harness.time_one(bench, raising_call, "compile", "r1", cell, 1.0, 0, 1)
     assert row.median_us is None
     assert row.note == "RuntimeError: double backward is not supported"
 

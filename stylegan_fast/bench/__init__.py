@@ -34,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser, default_ops=None) -> None:
         choices=sorted(BENCHES),
         help="op to benchmark (repeatable; default: all)",
     )
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument(
         "--dtype",
         action="append",
@@ -61,22 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser, default_ops=None) -> None:
         action="store_true",
         help="three small layers, few reps: under a minute on a 2-core CPU",
     )
-    parser.add_argument("--reps", type=int, default=None, help="timed reps (median reported)")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
-    parser.add_argument(
-        "--results-dir",
-        default="benchmarks/results",
-        help="where <device>.csv and <device>.md are appended",
-    )
-    parser.add_argument("--no-save", action="store_true", help="print only")
+    harness.add_run_arguments(parser)
     parser.set_defaults(default_ops=default_ops)
 
 
 def run_from_args(args: argparse.Namespace, command: str) -> list[harness.Row]:
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = harness.device_from_args(args)
     on_cpu = device.type == "cpu"
     ops = args.op or args.default_ops or sorted(BENCHES)
     dtypes = [DTYPES[d] for d in (args.dtype or (["fp32"] if on_cpu else ["fp32", "fp16", "bf16"]))]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..ops import adain
-from .harness import OpBench, nbytes, randn
+from .harness import OpBench, nbytes, positional_call, randn
 from .shapes import layer_shapes
 
 
@@ -15,19 +15,10 @@ def _make_inputs(shape, dtype, device, generator):
     return [x.requires_grad_(), scale.requires_grad_(), bias.requires_grad_()]
 
 
-def _call(inputs, impl):
-    x, scale, bias = inputs
-    return adain(x, scale, bias, impl=impl)
-
-
-def _min_bytes(inputs, out, mode):
+def _floor_bytes(inputs, out):
     x, scale, bias = (nbytes(t) for t in inputs)
     fwd = 2 * x + scale + bias  # read x, scale, bias; write y
-    if mode == "fwd":
-        return fwd
-    if mode == "fwd+bwd":
-        return fwd + 3 * x + 2 * (scale + bias)  # read dy, x, scale; write dx, dscale, dbias
-    return None
+    return fwd, fwd + 3 * x + 2 * (scale + bias)  # read dy, x, scale; write dx, dscale, dbias
 
 
-BENCH = OpBench("adain", _make_inputs, _call, _min_bytes, layer_shapes)
+BENCH = OpBench("adain", _make_inputs, positional_call(adain), _floor_bytes, layer_shapes)

@@ -10,6 +10,7 @@ of the same reference), and each stylegan_fast backend available on the device.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import datetime
@@ -35,19 +36,32 @@ class OpBench:
 
     make_inputs(shape, dtype, device, generator) -> list of tensors (or None), floating
     inputs that are differentiated flagged ``requires_grad``; call(inputs, impl) -> output;
-    min_bytes(inputs, output, mode) -> bytes each input read once / output written once
-    need, or None where the mode has no clean floor (R1).
+    floor_bytes(inputs, output) -> ``(fwd, fwd+bwd)``: the bytes each input read once /
+    output written once need in those modes (R1 has no clean floor).
     """
 
     op: str
     make_inputs: Callable
     call: Callable
-    min_bytes: Callable
+    floor_bytes: Callable
     # Labelled shapes; the label is what tables show (e.g. "512x32" for C x H).
     shapes: Callable[[int, bool], list[tuple[str, tuple]]]
     # The registered op whose backends are timed, when the benchmark's name differs from it
     # (upsample2d and downsample2d both time the upfirdn2d kernels).
     backend_op: str | None = None
+
+    def min_bytes(self, inputs, output, mode: str) -> int | None:
+        """The bytes ``mode`` must move at the least; None for R1."""
+        if mode == "r1":
+            return None
+        fwd, fwd_bwd = self.floor_bytes(inputs, output)
+        return fwd if mode == "fwd" else fwd_bwd
+
+
+def positional_call(op: Callable) -> Callable:
+    """``call(inputs, impl)`` for an op that takes the inputs in order: ``op(*inputs,
+    impl=impl)``."""
+    return lambda inputs, impl: op(*inputs, impl=impl)
 
 
 @dataclasses.dataclass
@@ -62,6 +76,29 @@ class Row:
     pct_of_copy: float | None
     peak_mem_mib: float | None
     note: str = ""
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the op and the end-to-end benchmarks alike (``stylegan-fast bench``
+    gives them once, for both): the device, the timing and the result files."""
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--reps", type=int, default=None, help="timed reps (median reported)")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
+    parser.add_argument(
+        "--results-dir",
+        default="benchmarks/results",
+        help="where <device>.csv and .md (end-to-end: <device>-e2e.*) are appended",
+    )
+    parser.add_argument("--no-save", action="store_true", help="print only")
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    """``--device`` (default: cuda when available), with ``--threads`` applied."""
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device
 
 
 def nbytes(t: torch.Tensor) -> int:
@@ -154,6 +191,36 @@ def providers_for(op: str, device: torch.device, requested: Sequence[str] | None
     return names
 
 
+@dataclasses.dataclass(frozen=True)
+class CellInputs:
+    """The inputs of one timed (shape, dtype) cell: ``input_sets`` rotated per rep, so no rep
+    reuses the previous rep's data from cache, a random ``grad_outs`` entry per set, and the
+    reference's output on the first set (the shape of the output, the bytes it takes)."""
+
+    label: str
+    dtype: torch.dtype
+    device: torch.device
+    input_sets: list
+    grad_outs: list
+    first_out: torch.Tensor
+
+
+def cell_inputs(
+    bench: OpBench, label: str, shape, dtype, device, generator, sets: int = 3, layout=None
+) -> CellInputs:
+    """``sets`` input sets of ``bench`` for ``shape``, each tensor passed through ``layout``
+    (e.g. to channels_last) when given, and their gradients, drawn on ``generator``."""
+    input_sets = []
+    for _ in range(sets):
+        inputs = bench.make_inputs(shape, dtype, device, generator)
+        input_sets.append(inputs if layout is None else [layout(t) for t in inputs])
+    out = bench.call(input_sets[0], "ref")
+    grad_outs = [
+        randn(out.shape, dtype=out.dtype, device=device, generator=generator) for _ in range(sets)
+    ]
+    return CellInputs(label, dtype, device, input_sets, grad_outs, out)
+
+
 def run(
     bench: OpBench,
     device: torch.device,
@@ -172,33 +239,11 @@ def run(
     gen = torch.Generator(device=device).manual_seed(0)
     for label, shape in bench.shapes(batch, quick):
         for dtype in dtypes:
-            # A few independent input sets, rotated per rep, so no rep reuses the previous
-            # rep's data from cache.
-            input_sets = [bench.make_inputs(shape, dtype, device, gen) for _ in range(3)]
-            first_out = bench.call(input_sets[0], "ref")
-            grad_outs = [
-                randn(first_out.shape, dtype=first_out.dtype, device=device, generator=gen)
-                for _ in range(3)
-            ]
+            cell = cell_inputs(bench, label, shape, dtype, device, gen)
             for provider in providers_for(bench.backend_op or bench.op, device, providers):
                 call = provider_call(bench, provider)
                 for mode in modes:
-                    nbytes = bench.min_bytes(input_sets[0], first_out, mode)
-                    row = time_one(
-                        bench,
-                        call,
-                        provider,
-                        mode,
-                        label,
-                        dtype,
-                        device,
-                        input_sets,
-                        grad_outs,
-                        nbytes,
-                        copy_gbps,
-                        warmup,
-                        reps,
-                    )
+                    row = time_one(bench, call, provider, mode, cell, copy_gbps, warmup, reps)
                     log(_format_row(row))
                     rows.append(row)
     return rows
@@ -219,23 +264,14 @@ def provider_call(bench: OpBench, provider: str, compile_backend: str = "inducto
 
 
 def time_one(
-    bench,
-    call,
-    provider,
-    mode,
-    label,
-    dtype,
-    device,
-    input_sets,
-    grad_outs,
-    nbytes,
-    copy_gbps,
-    warmup,
-    reps,
+    bench: OpBench, call, provider: str, mode: str, cell: CellInputs, copy_gbps, warmup, reps
 ) -> Row:
-    """Times one cell: ``call`` in ``mode`` over the rotating ``input_sets``; a provider that
-    raises (torch.compile cannot differentiate twice) gives a row with the error as its note."""
-    dtype_name = str(dtype).replace("torch.", "")
+    """Times one cell: ``call`` in ``mode`` over the rotating ``cell.input_sets``; a provider
+    that raises (torch.compile cannot differentiate twice) gives a row with the error as its
+    note."""
+    dtype_name = str(cell.dtype).replace("torch.", "")
+    device, input_sets, grad_outs = cell.device, cell.input_sets, cell.grad_outs
+    moved = bench.min_bytes(input_sets[0], cell.first_out, mode)
 
     def once(i):
         return _run_mode(call, input_sets[i % len(input_sets)], mode, grad_outs[i % len(grad_outs)])
@@ -250,11 +286,11 @@ def time_one(
             if str(exc)
             else type(exc).__name__
         )
-        return Row(bench.op, provider, mode, label, dtype_name, None, None, None, None, note)
+        return Row(bench.op, provider, mode, cell.label, dtype_name, None, None, None, None, note)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    gbps = nbytes / seconds / 1e9 if nbytes else None
+    gbps = moved / seconds / 1e9 if moved else None
     pct = 100 * gbps / copy_gbps if gbps is not None and copy_gbps else None
-    return Row(bench.op, provider, mode, label, dtype_name, seconds * 1e6, gbps, pct, peak)
+    return Row(bench.op, provider, mode, cell.label, dtype_name, seconds * 1e6, gbps, pct, peak)
 
 
 def _format_row(r: Row) -> str:

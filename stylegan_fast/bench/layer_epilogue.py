@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..ops import layer_epilogue
-from .harness import OpBench, nbytes, randn
+from .harness import OpBench, nbytes, positional_call, randn
 from .shapes import layer_shapes
 
 
@@ -22,20 +22,14 @@ def _make_inputs(shape, dtype, device, generator):
     return [x, noise, strength, bias, scale, style_bias]
 
 
-def _call(inputs, impl):
-    return layer_epilogue(*inputs, impl=impl)
-
-
-def _min_bytes(inputs, out, mode):
+def _floor_bytes(inputs, out):
     x, noise = nbytes(inputs[0]), nbytes(inputs[1])
     params = sum(nbytes(t) for t in inputs[2:])
     fwd = 2 * x + noise + params  # read x, noise, parameters; write y
-    if mode == "fwd":
-        return fwd
-    if mode == "fwd+bwd":
-        # read dy, x, noise, parameters; write dx and the parameter gradients
-        return fwd + 3 * x + noise + 2 * params
-    return None
+    # fwd+bwd: read dy, x, noise, parameters; write dx and the parameter gradients
+    return fwd, fwd + 3 * x + noise + 2 * params
 
 
-BENCH = OpBench("layer_epilogue", _make_inputs, _call, _min_bytes, layer_shapes)
+BENCH = OpBench(
+    "layer_epilogue", _make_inputs, positional_call(layer_epilogue), _floor_bytes, layer_shapes
+)

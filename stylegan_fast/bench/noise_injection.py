@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..ops import noise_injection
-from .harness import OpBench, nbytes, randn
+from .harness import OpBench, nbytes, positional_call, randn
 from .shapes import layer_shapes
 
 
@@ -16,19 +16,12 @@ def _make_inputs(shape, dtype, device, generator):
     return [x.requires_grad_(), noise, strength.requires_grad_()]
 
 
-def _call(inputs, impl):
-    x, noise, strength = inputs
-    return noise_injection(x, noise, strength, impl=impl)
-
-
-def _min_bytes(inputs, out, mode):
+def _floor_bytes(inputs, out):
     x, noise, strength = (nbytes(t) for t in inputs)
     fwd = 2 * x + noise + strength  # read x, noise, strength; write y
-    if mode == "fwd":
-        return fwd
-    if mode == "fwd+bwd":
-        return fwd + x + noise + strength  # read dy, noise; write dstrength (dx is dy itself)
-    return None
+    return fwd, fwd + x + noise + strength  # read dy, noise; write dstrength (dx is dy itself)
 
 
-BENCH = OpBench("noise_injection", _make_inputs, _call, _min_bytes, layer_shapes)
+BENCH = OpBench(
+    "noise_injection", _make_inputs, positional_call(noise_injection), _floor_bytes, layer_shapes
+)

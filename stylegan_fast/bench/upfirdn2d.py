@@ -40,18 +40,14 @@ def _downsample(inputs, impl):
     return downsample2d(x, _blur_filter(x.device), impl=impl)
 
 
-def _min_bytes(inputs, out, mode):
+def _floor_bytes(inputs, out):
     moved = nbytes(inputs[0]) + nbytes(out)  # read x, write y
-    if mode == "fwd":
-        return moved
-    if mode == "fwd+bwd":
-        return 2 * moved  # backward: read dy, write dx
-    return None
+    return moved, 2 * moved  # backward: read dy, write dx
 
 
 UPSAMPLE = OpBench(
-    "upsample2d", _make_upsample_input, _upsample, _min_bytes, layer_shapes, "upfirdn2d"
+    "upsample2d", _make_upsample_input, _upsample, _floor_bytes, layer_shapes, "upfirdn2d"
 )
 DOWNSAMPLE = OpBench(
-    "downsample2d", _make_input, _downsample, _min_bytes, layer_shapes, "upfirdn2d"
+    "downsample2d", _make_input, _downsample, _floor_bytes, layer_shapes, "upfirdn2d"
 )

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import kid, ppl, sources
 from .features import FeatureNet, load_feature_net
-from .fid import frechet_distance, generated_feature_statistics, real_feature_statistics
+from .fid import _real_and_generated, frechet_distance
 
 __all__ = ["METRICS", "MetricSpec", "evaluate", "generator_images"]
 
@@ -167,27 +167,18 @@ def evaluate(
     if feature_net is None or data is None:
         raise ValueError(f"{metric} needs feature_net (e.g. an Inception file) and data")
     feature_net = load_feature_net(feature_net, batch_size=batch_size or 64)
-    resolution = getattr(G, "resolution", None)
-    keep = spec.kind == "kid"
-    real = real_feature_statistics(
+    real, generated = _real_and_generated(
+        generator_images(G, seed, truncation_psi, noise_mode or "random"),
         data,
         feature_net,
-        num=num_real if num_real is not None else spec.num,
-        keep_features=keep,
-        image_size=resolution,
+        count,
+        num_real if num_real is not None else spec.num,
+        keep_features=spec.kind == "kid",
+        image_size=getattr(G, "resolution", None),
         cache_dir=cache_dir,
         data_key=data_key,
         batch_size=feature_net.batch_size,
         num_workers=num_workers,
-        progress=progress,
-    )
-    generated = generated_feature_statistics(
-        generator_images(G, seed, truncation_psi, noise_mode or "random"),
-        feature_net,
-        count,
-        keep_features=keep,
-        image_size=resolution,
-        batch_size=feature_net.batch_size,
         progress=progress,
     )
     out = {"metric": metric}

@@ -129,6 +129,15 @@ def _accumulate(feature_net, batches, keep_features: bool, total: int | None, pr
     return running
 
 
+def _statistics(running: RunningStatistics, keep_features: bool) -> FeatureStatistics:
+    return FeatureStatistics(
+        mu=running.mean,
+        sigma=running.covariance,
+        num=running.num,
+        features=running.features if keep_features else None,
+    )
+
+
 def _image_size(size, name: str) -> tuple[int, int] | None:
     if size is None:
         return None
@@ -219,12 +228,7 @@ def real_feature_statistics(
     running = _accumulate(feature_net, batches, keep_features, expected, progress)
     if running.num < 2:
         raise ValueError(f"real data: a covariance needs at least 2 images, got {running.num}")
-    stats = FeatureStatistics(
-        mu=running.mean,
-        sigma=running.covariance,
-        num=running.num,
-        features=running.features if keep_features else None,
-    )
+    stats = _statistics(running, keep_features)
     if key is not None:
         arrays = {"mu": stats.mu, "sigma": stats.sigma, "num": np.array(stats.num)}
         if keep_features:
@@ -259,12 +263,52 @@ def generated_feature_statistics(
             yield images
 
     running = _accumulate(feature_net, checked(), keep_features, num, progress)
-    return FeatureStatistics(
-        mu=running.mean,
-        sigma=running.covariance,
-        num=running.num,
-        features=running.features if keep_features else None,
+    return _statistics(running, keep_features)
+
+
+def _real_and_generated(
+    generator_fn,
+    real_data,
+    feature_net,
+    num_gen,
+    num_real,
+    keep_features,
+    image_size,
+    cache_dir,
+    data_key,
+    batch_size,
+    num_workers,
+    progress,
+) -> tuple[FeatureStatistics, FeatureStatistics]:
+    """``(real, generated)``: :func:`real_feature_statistics` of the first ``num_real`` images
+    of ``real_data`` (cached) and :func:`generated_feature_statistics` of ``num_gen`` images
+    of ``generator_fn``, through one feature network. ``image_size``: the size both sets must
+    have; None: the generated images must have the real ones' (read from the first)."""
+    feature_net = load_feature_net(feature_net, batch_size=batch_size)
+    real = real_feature_statistics(
+        real_data,
+        feature_net,
+        num=num_real,
+        keep_features=keep_features,
+        image_size=image_size,
+        cache_dir=cache_dir,
+        data_key=data_key,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
     )
+    if image_size is None:
+        image_size = tuple(next(sources.real_batches(real_data, 1, 1)).shape[-2:])
+    generated = generated_feature_statistics(
+        generator_fn,
+        feature_net,
+        num_gen,
+        keep_features=keep_features,
+        image_size=image_size,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return real, generated
 
 
 def compute_fid(
@@ -284,24 +328,18 @@ def compute_fid(
     fewer), whose statistics are cached in ``cache_dir`` (see
     :func:`real_feature_statistics`). Both sets must have one resolution."""
     _check_count("num_gen", num_gen)
-    feature_net = load_feature_net(feature_net, batch_size=batch_size)
-    real = real_feature_statistics(
+    real, generated = _real_and_generated(
+        generator_fn,
         real_data,
         feature_net,
-        num=num_real if num_real is not None else num_gen,
+        num_gen,
+        num_real if num_real is not None else num_gen,
+        keep_features=False,
+        image_size=None,
         cache_dir=cache_dir,
         data_key=data_key,
         batch_size=batch_size,
         num_workers=num_workers,
-        progress=progress,
-    )
-    first = next(sources.real_batches(real_data, 1, 1))
-    generated = generated_feature_statistics(
-        generator_fn,
-        feature_net,
-        num_gen,
-        image_size=tuple(first.shape[-2:]),
-        batch_size=batch_size,
         progress=progress,
     )
     return frechet_distance(real.mu, real.sigma, generated.mu, generated.sigma)

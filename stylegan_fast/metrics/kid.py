@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from . import sources
-from .features import FeatureNet, load_feature_net
-from .fid import generated_feature_statistics, real_feature_statistics
+from .features import FeatureNet
+from .fid import _real_and_generated
 from .statistics import as_features
 
 __all__ = ["compute_kid", "kernel_inception_distance", "polynomial_mmd2"]
@@ -111,26 +111,18 @@ def compute_kid(
     """KID ``(mean, std)`` between ``num_gen`` images of ``generator_fn(batch) -> [batch, 3, H,
     W]`` and the first ``num_real`` of ``real_data`` (default: all of them, as NVlabs'
     kid50k_full), whose features are cached as FID's statistics are."""
-    feature_net = load_feature_net(feature_net, batch_size=batch_size)
-    real = real_feature_statistics(
+    real, generated = _real_and_generated(
+        generator_fn,
         real_data,
         feature_net,
-        num=num_real,
+        num_gen,
+        num_real,
         keep_features=True,
+        image_size=None,
         cache_dir=cache_dir,
         data_key=data_key,
         batch_size=batch_size,
         num_workers=num_workers,
-        progress=progress,
-    )
-    first = next(sources.real_batches(real_data, 1, 1))
-    generated = generated_feature_statistics(
-        generator_fn,
-        feature_net,
-        num_gen,
-        keep_features=True,
-        image_size=tuple(first.shape[-2:]),
-        batch_size=batch_size,
         progress=progress,
     )
     return kernel_inception_distance(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
 
 from ..nn import Blur, Downsample2d, EqualConv2d, EqualLinear, FusedModule, MinibatchStdDev
+from ._configured import ConfiguredModel
 from .config import DiscriminatorConfig, discriminator_config
 from .mapping import check_labels
 from .progressive import LodMixin
@@ -72,7 +72,7 @@ class DiscriminatorEpilogue(FusedModule):
         return x
 
 
-class Discriminator(LodMixin, FusedModule):
+class Discriminator(LodMixin, ConfiguredModel):
     """PGGAN/StyleGAN1 discriminator (no residual connections): fromRGB (1x1 conv + lrelu) at
     the input resolution, one :class:`DiscriminatorBlock` per resolution down to 8², then the
     4x4 :class:`DiscriminatorEpilogue`. Progressive models read ``lod`` (see
@@ -82,15 +82,12 @@ class Discriminator(LodMixin, FusedModule):
     ``D(img: [N, img_channels, R, R], c: [N, c_dim] or None) -> logits [N, 1]``.
     """
 
+    CONFIG = DiscriminatorConfig
+    PRESET_CONFIG = staticmethod(discriminator_config)
+
     def __init__(self, config: DiscriminatorConfig | None = None, *, impl: str = "auto"):
         super().__init__(impl)
-        config = DiscriminatorConfig() if config is None else config
-        if not isinstance(config, DiscriminatorConfig):
-            raise TypeError(
-                f"Discriminator: config must be a DiscriminatorConfig, got {type(config)}"
-            )
-        config.validate()
-        self.config = copy.deepcopy(config)
+        config = self._keep_config(config)
         self.resolution, self.img_channels = config.resolution, config.img_channels
         self.c_dim = config.c_dim
         resolutions = [2**k for k in range(2, config.resolution_log2 + 1)]
@@ -107,21 +104,6 @@ class Discriminator(LodMixin, FusedModule):
         )
         self.downsample = Downsample2d(2, (1, 1), impl=impl)  # 2x2 box, for lower-lod images
         self._init_lod(config.max_lod, config.progressive)
-
-    @classmethod
-    def from_config(
-        cls, config: DiscriminatorConfig | dict, *, impl: str = "auto"
-    ) -> Discriminator:
-        """A new discriminator for ``config`` (a :class:`DiscriminatorConfig` or its
-        ``to_dict()``)."""
-        if isinstance(config, dict):
-            config = DiscriminatorConfig.from_dict(config)
-        return cls(config, impl=impl)
-
-    @classmethod
-    def from_preset(cls, name: str, *, impl: str = "auto", **overrides) -> Discriminator:
-        """A new discriminator from preset ``name`` with config ``overrides``."""
-        return cls(discriminator_config(name, **overrides), impl=impl)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Scores images.

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import numbers
 from collections.abc import Sequence
 
 import torch
 
-from ..nn import FusedModule
+from ._configured import ConfiguredModel
 from .config import GeneratorConfig, generator_config
 from .mapping import MappingNetwork
 from .synthesis import SynthesisNetwork
 
 
-class Generator(FusedModule):
+class Generator(ConfiguredModel):
     """StyleGAN1 generator: ``G(z, c) = synthesis(mapping(z, c))``.
 
     Build one with :meth:`from_preset` (``"stylegan-1024"``, ..., ``"tiny"``) or
@@ -26,30 +25,17 @@ class Generator(FusedModule):
     (:class:`SynthesisNetwork`); buffers ``w_avg [w_dim]`` and ``lod`` (persistent).
     """
 
+    CONFIG = GeneratorConfig
+    PRESET_CONFIG = staticmethod(generator_config)
+
     def __init__(self, config: GeneratorConfig | None = None, *, impl: str = "auto"):
         super().__init__(impl)
-        config = GeneratorConfig() if config is None else config
-        if not isinstance(config, GeneratorConfig):
-            raise TypeError(f"Generator: config must be a GeneratorConfig, got {type(config)}")
-        config.validate()
-        self.config = copy.deepcopy(config)
+        config = self._keep_config(config)
         self.z_dim, self.w_dim, self.c_dim = config.z_dim, config.w_dim, config.c_dim
         self.num_ws, self.resolution = config.num_ws, config.resolution
         self.img_channels, self.max_lod = config.img_channels, config.max_lod
         self.mapping = MappingNetwork(config, impl=impl)
         self.synthesis = SynthesisNetwork(config, impl=impl)
-
-    @classmethod
-    def from_config(cls, config: GeneratorConfig | dict, *, impl: str = "auto") -> Generator:
-        """A new generator for ``config`` (a :class:`GeneratorConfig` or its ``to_dict()``)."""
-        if isinstance(config, dict):
-            config = GeneratorConfig.from_dict(config)
-        return cls(config, impl=impl)
-
-    @classmethod
-    def from_preset(cls, name: str, *, impl: str = "auto", **overrides) -> Generator:
-        """A new generator from preset ``name`` with config ``overrides`` (e.g. ``c_dim=10``)."""
-        return cls(generator_config(name, **overrides), impl=impl)
 
     @property
     def w_avg(self) -> torch.Tensor:
@@ -104,27 +90,13 @@ class Generator(FusedModule):
         )
         return self.synthesis(w, noise_mode, noise, generator=generator)
 
-    def compile_graph(
-        self,
-        batch_size: int,
-        *,
-        truncation_psi: float = 1.0,
-        truncation_cutoff: int | None = None,
-        noise_mode: str = "const",
-        autocast_dtype: torch.dtype | None = None,
-        warmup: int = 3,
-    ) -> GraphedGenerator:
+    def compile_graph(self, batch_size: int, **options) -> GraphedGenerator:
         """Captures ``G(z, c, truncation_psi, truncation_cutoff, noise_mode)`` for batches of
-        ``batch_size`` in a CUDA graph; see :class:`GraphedGenerator`."""
-        return GraphedGenerator(
-            self,
-            batch_size,
-            truncation_psi=truncation_psi,
-            truncation_cutoff=truncation_cutoff,
-            noise_mode=noise_mode,
-            autocast_dtype=autocast_dtype,
-            warmup=warmup,
-        )
+        ``batch_size`` in a CUDA graph: ``GraphedGenerator(G, batch_size, **options)``, with
+        the keyword options ``truncation_psi=1.0``, ``truncation_cutoff=None``,
+        ``noise_mode="const"``, ``autocast_dtype=None``, ``warmup=3`` of
+        :class:`GraphedGenerator`."""
+        return GraphedGenerator(self, batch_size, **options)
 
     def extra_repr(self) -> str:
         return (
@@ -148,6 +120,8 @@ class GraphedGenerator:
     Args:
         G: a :class:`Generator` on a CUDA device.
         batch_size: N of every call.
+        truncation_psi, truncation_cutoff, noise_mode: as for :meth:`Generator.forward`,
+            fixed at capture.
         autocast_dtype: capture under ``torch.autocast("cuda", dtype)`` (fp16/bf16), or None.
         warmup: eager iterations on a side stream before capture (cuDNN autotuning, lazy
             initialisation).

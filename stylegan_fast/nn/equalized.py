@@ -33,7 +33,43 @@ def _check_activation(owner: str, activation) -> str:
     return activation
 
 
-class EqualLinear(FusedModule):
+class _EqualizedLayer(FusedModule):
+    """What EqualLinear and EqualConv2d share: the weight (stored ``N(0, 1) / lr_mul``,
+    applied times ``weight_gain = gain / sqrt(fan_in) * lr_mul``), the optional bias (stored
+    ``bias_init / lr_mul``, applied times ``lr_mul``) and the activation after them."""
+
+    def _init_parameters(
+        self, weight_shape, bias, lr_mul, gain, bias_init, activation, act_gain
+    ) -> None:
+        """``weight_shape``: ``[out, in, ...]``; the fan-in is the product of all but ``out``."""
+        name = type(self).__name__
+        self.lr_mul = positive_float(name, "lr_mul", lr_mul)
+        self.gain = float(gain)
+        self.activation = _check_activation(name, activation)
+        self.act_gain = None if act_gain is None else float(act_gain)
+        self.weight = torch.nn.Parameter(torch.randn(weight_shape) / self.lr_mul)
+        if bias:
+            self.bias = torch.nn.Parameter(torch.full([weight_shape[0]], bias_init / self.lr_mul))
+        else:
+            self.register_parameter("bias", None)
+        fan_in = math.prod(weight_shape[1:])
+        self.weight_gain = self.gain / math.sqrt(fan_in) * self.lr_mul
+
+    def effective_weight(self) -> torch.Tensor:
+        """``[out, in]`` or ``[out, in, k, k]``: the weight as the layer applies it."""
+        return self.weight * self.weight_gain
+
+    def effective_bias(self) -> torch.Tensor | None:
+        """``[out]`` or None: the bias as the layer applies it."""
+        return None if self.bias is None else self.bias * self.lr_mul
+
+    def _activate(self, y: torch.Tensor, bias: torch.Tensor | None, dim: int) -> torch.Tensor:
+        """``act(y + bias) * act_gain`` along ``dim``, the bias cast to ``y``'s dtype."""
+        bias = None if bias is None else bias.to(y.dtype)
+        return bias_act(y, bias, dim=dim, act=self.activation, gain=self.act_gain, impl=self.impl)
+
+
+class EqualLinear(_EqualizedLayer):
     """Fully connected layer with equalized learning rate, bias and a fused activation.
 
     ``y = act(x @ (weight * weight_gain).T + bias * lr_mul) * act_gain`` with
@@ -71,24 +107,9 @@ class EqualLinear(FusedModule):
         name = type(self).__name__
         self.in_features = positive_int(name, "in_features", in_features)
         self.out_features = positive_int(name, "out_features", out_features)
-        self.lr_mul = positive_float(name, "lr_mul", lr_mul)
-        self.gain = float(gain)
-        self.activation = _check_activation(name, activation)
-        self.act_gain = None if act_gain is None else float(act_gain)
-        self.weight = torch.nn.Parameter(torch.randn(out_features, in_features) / self.lr_mul)
-        if bias:
-            self.bias = torch.nn.Parameter(torch.full([out_features], bias_init / self.lr_mul))
-        else:
-            self.register_parameter("bias", None)
-        self.weight_gain = self.gain / math.sqrt(in_features) * self.lr_mul
-
-    def effective_weight(self) -> torch.Tensor:
-        """``[out_features, in_features]``: the weight as the layer applies it."""
-        return self.weight * self.weight_gain
-
-    def effective_bias(self) -> torch.Tensor | None:
-        """``[out_features]`` or None: the bias as the layer applies it."""
-        return None if self.bias is None else self.bias * self.lr_mul
+        self._init_parameters(
+            [out_features, in_features], bias, lr_mul, gain, bias_init, activation, act_gain
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         name = type(self).__name__
@@ -101,10 +122,7 @@ class EqualLinear(FusedModule):
             # Bias folded into the matmul: one kernel instead of two.
             return F.linear(x, weight, None if bias is None else bias.to(x.dtype))
         y = F.linear(x, weight)
-        bias = None if bias is None else bias.to(y.dtype)
-        return bias_act(
-            y, bias, dim=y.ndim - 1, act=self.activation, gain=self.act_gain, impl=self.impl
-        )
+        return self._activate(y, bias, y.ndim - 1)
 
     def extra_repr(self) -> str:
         return (
@@ -137,7 +155,7 @@ def fused_downsample_kernel(weight: torch.Tensor) -> torch.Tensor:
     return (summed + padded[:, :, :-1, :-1]) * 0.25
 
 
-class EqualConv2d(FusedModule):
+class EqualConv2d(_EqualizedLayer):
     """2-D convolution with equalized learning rate, optional x2 resampling, bias and a fused
     activation.
 
@@ -188,27 +206,11 @@ class EqualConv2d(FusedModule):
             raise ValueError(f"{name}: up and down must be 1 or 2, not both 2; got {up}, {down}")
         self.up, self.down = up, down
         self.fused_resample = bool(fused_resample)
-        self.lr_mul = positive_float(name, "lr_mul", lr_mul)
-        self.gain = float(gain)
-        self.activation = _check_activation(name, activation)
-        self.act_gain = None if act_gain is None else float(act_gain)
         self.padding = kernel_size // 2
         shape = [out_channels, in_channels, kernel_size, kernel_size]
-        self.weight = torch.nn.Parameter(torch.randn(shape) / self.lr_mul)
-        if bias:
-            self.bias = torch.nn.Parameter(torch.full([out_channels], bias_init / self.lr_mul))
-        else:
-            self.register_parameter("bias", None)
-        self.weight_gain = self.gain / math.sqrt(in_channels * kernel_size**2) * self.lr_mul
+        self._init_parameters(shape, bias, lr_mul, gain, bias_init, activation, act_gain)
         # Nearest-neighbour / box filter for the unfused resampling; float32 as upfirdn2d needs.
         self.register_buffer("resample_filter", make_filter([1, 1]), persistent=False)
-
-    def effective_weight(self) -> torch.Tensor:
-        """``[out, in, k, k]``: the weight as the convolution applies it."""
-        return self.weight * self.weight_gain
-
-    def effective_bias(self) -> torch.Tensor | None:
-        return None if self.bias is None else self.bias * self.lr_mul
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(type(self).__name__, x, 4, self.in_channels)
@@ -227,8 +229,7 @@ class EqualConv2d(FusedModule):
         bias = self.effective_bias()
         if bias is None and self.activation == "linear" and self.act_gain is None:
             return x
-        bias = None if bias is None else bias.to(x.dtype)
-        return bias_act(x, bias, dim=1, act=self.activation, gain=self.act_gain, impl=self.impl)
+        return self._activate(x, bias, 1)
 
     def extra_repr(self) -> str:
         return (

@@ -26,7 +26,25 @@ def _filter_buffer(owner: str, taps, normalize: bool = True) -> torch.Tensor:
     return make_filter(taps, normalize)
 
 
-class Upsample2d(FusedModule):
+class _Resample2d(FusedModule):
+    """Upsample2d and Downsample2d: a resampling ``factor`` and the normalised filter taps
+    ``resample_filter`` (a non-persistent float32 buffer of the same name)."""
+
+    def __init__(
+        self, factor: int = 2, resample_filter: Sequence[float] = (1, 1), *, impl: str = "auto"
+    ):
+        super().__init__(impl)
+        self.factor = positive_int(type(self).__name__, "factor", factor)
+        self.taps = tuple(resample_filter)
+        self.register_buffer(
+            "resample_filter", _filter_buffer(type(self).__name__, self.taps), persistent=False
+        )
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}, resample_filter={list(self.taps)}, impl={self.impl}"
+
+
+class Upsample2d(_Resample2d):
     """Upsamples by ``factor`` with the interpolation filter ``resample_filter`` (normalised;
     applied along both axes). The default ``[1, 1]`` at factor 2 is nearest-neighbour, as
     StyleGAN1 uses; ``[1, 3, 3, 1]`` is StyleGAN2's.
@@ -34,25 +52,12 @@ class Upsample2d(FusedModule):
     ``x: [N, C, H, W] -> [N, C, H * factor, W * factor]`` in ``x``'s dtype and layout.
     """
 
-    def __init__(
-        self, factor: int = 2, resample_filter: Sequence[float] = (1, 1), *, impl: str = "auto"
-    ):
-        super().__init__(impl)
-        self.factor = positive_int(type(self).__name__, "factor", factor)
-        self.taps = tuple(resample_filter)
-        self.register_buffer(
-            "resample_filter", _filter_buffer(type(self).__name__, self.taps), persistent=False
-        )
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(type(self).__name__, x, 4)
         return upsample2d(x, self.resample_filter.float(), up=self.factor, impl=self.impl)
 
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}, resample_filter={list(self.taps)}, impl={self.impl}"
 
-
-class Downsample2d(FusedModule):
+class Downsample2d(_Resample2d):
     """Filters with the anti-aliasing filter ``resample_filter`` (normalised; both axes), then
     keeps every ``factor``-th sample. The default ``[1, 1]`` at factor 2 is 2x2 average
     pooling (StyleGAN1's ``downscale2d``).
@@ -60,22 +65,9 @@ class Downsample2d(FusedModule):
     ``x: [N, C, H, W] -> [N, C, H / factor, W / factor]`` (even sizes) in ``x``'s dtype.
     """
 
-    def __init__(
-        self, factor: int = 2, resample_filter: Sequence[float] = (1, 1), *, impl: str = "auto"
-    ):
-        super().__init__(impl)
-        self.factor = positive_int(type(self).__name__, "factor", factor)
-        self.taps = tuple(resample_filter)
-        self.register_buffer(
-            "resample_filter", _filter_buffer(type(self).__name__, self.taps), persistent=False
-        )
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(type(self).__name__, x, 4)
         return downsample2d(x, self.resample_filter.float(), down=self.factor, impl=self.impl)
-
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}, resample_filter={list(self.taps)}, impl={self.impl}"
 
 
 class Blur(FusedModule):

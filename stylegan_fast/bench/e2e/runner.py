@@ -72,7 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> None:
     )
     if not shared:
         return
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     parser.add_argument(
         "--dtype",
         action="append",
@@ -82,11 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> None:
     )
     parser.add_argument("--batch", type=int, default=None, help="N (default 32; 2 on CPU)")
     parser.add_argument("--quick", action="store_true", help="tiny preset, few reps")
-    parser.add_argument("--reps", type=int, default=None, help="timed reps (median reported)")
-    parser.add_argument("--warmup", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch)")
-    parser.add_argument("--results-dir", default="benchmarks/results")
-    parser.add_argument("--no-save", action="store_true", help="print only")
+    harness.add_run_arguments(parser)
 
 
 def matmul_tflops(device: torch.device, quick: bool) -> float:
@@ -177,10 +172,8 @@ def _format(r: results.E2ERow) -> str:
 
 def run_from_args(args: argparse.Namespace, command: str, log=print) -> list[results.E2ERow]:
     """Runs what ``args`` asks for, prints rows and the table, records results; returns rows."""
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = harness.device_from_args(args)
     cuda = device.type == "cuda"
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.r1_every < 0:
         raise ValueError(f"--r1-every must be >= 0, got {args.r1_every}")
     batch = args.batch or (32 if cuda else 2)

@@ -85,22 +85,6 @@ def cells(dry_run: bool, compile_only: bool = False) -> list[Cell]:
     return out
 
 
-def _inputs(cell: Cell, device: torch.device, generator: torch.Generator, sets: int):
-    bench = BENCHES[cell.op]
-    input_sets = []
-    for _ in range(sets):
-        inputs = bench.make_inputs(cell.shape, cell.dtype, device, generator)
-        if cell.channels_last:
-            inputs = [_channels_last(t) for t in inputs]
-        input_sets.append(inputs)
-    out = bench.call(input_sets[0], "ref")
-    grad_outs = [
-        harness.randn(out.shape, dtype=out.dtype, device=device, generator=generator)
-        for _ in range(sets)
-    ]
-    return input_sets, grad_outs, out
-
-
 def _channels_last(t):
     if isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[1] > 1:
         return (
@@ -157,38 +141,30 @@ def _measure_cell(cell, providers, device, generator, copy_gbps, dry_run) -> lis
     second)."""
     bench = BENCHES[cell.op]
     big = cell.shape[0] * cell.shape[1] * cell.shape[2] * cell.shape[3] >= 2**28
-    input_sets, grad_outs, first_out = _inputs(cell, device, generator, 1 if big else 2)
+    layout = _channels_last if cell.channels_last else None
+    sets = 1 if big else 2
+    inputs = harness.cell_inputs(
+        bench, cell.label, cell.shape, cell.dtype, device, generator, sets, layout
+    )
+    first_inputs, first_grad = inputs.input_sets[0], inputs.grad_outs[0]
     rows = []
     for mode in MODES:
-        nbytes = bench.min_bytes(input_sets[0], first_out, mode)
         for provider in providers:
             if provider == "compile":
                 torch._dynamo.reset()  # a fresh, static compile per cell
             call = harness.provider_call(bench, provider, "eager" if dry_run else "inductor")
             try:
                 # First call: JIT compiles, autotuning, allocator warm-up; then the rep count.
-                harness._run_mode(call, input_sets[0], mode, grad_outs[0])
+                harness._run_mode(call, first_inputs, mode, first_grad)
                 reps = _reps(
-                    lambda c=call, m=mode: harness._run_mode(c, input_sets[0], m, grad_outs[0]),
+                    lambda c=call, m=mode: harness._run_mode(c, first_inputs, m, first_grad),
                     device,
                 )
             except Exception:  # time_one records the error as the row's note
                 reps = 1
             rows.append(
                 harness.time_one(
-                    bench,
-                    call,
-                    provider,
-                    mode,
-                    cell.label,
-                    cell.dtype,
-                    device,
-                    input_sets,
-                    grad_outs,
-                    nbytes,
-                    copy_gbps,
-                    warmup=1,
-                    reps=reps,
-                )  # fmt: skip
+                    bench, call, provider, mode, inputs, copy_gbps, warmup=1, reps=reps
+                )
             )
     return rows

@@ -161,6 +161,17 @@ def _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl) -> torch.Te
     return registration.OP.kernels(backend).fwd(x, f, *up, *down, *padding, flip_filter, gain)
 
 
+def _centred(op, x, f, up, down, padding, flip_filter, gain, impl, gain_scale=None) -> torch.Tensor:
+    """The resampling helpers' upfirdn2d: ``up`` and ``down`` parsed already, ``padding`` the
+    extra padding added to the centring for ``f``; ``gain`` times ``gain_scale`` when given
+    (upsampling: zero insertion divides the mean by ``upx * upy``)."""
+    extra = _padding(op, padding)
+    padding = geometry.centred_padding(*_filter_size(op, f), up, down, extra)
+    if gain_scale is not None:
+        gain = v.check_number(op, "gain", gain) * gain_scale
+    return _upfirdn2d(op, x, f, up, down, padding, flip_filter, gain, impl)
+
+
 def upfirdn2d(
     x: torch.Tensor,
     f: torch.Tensor | None,
@@ -225,10 +236,8 @@ def upsample2d(
         ``[N, C, H * upy + pady0 + pady1, W * upx + padx0 + padx1]``.
     """
     op = "upsample2d"
-    up, extra = _pair(op, "up", up), _padding(op, padding)
-    padding = geometry.centred_padding(*_filter_size(op, f), up, (1, 1), extra)
-    gain = v.check_number(op, "gain", gain) * up[0] * up[1]
-    return _upfirdn2d(op, x, f, up, (1, 1), padding, flip_filter, gain, impl)
+    up = _pair(op, "up", up)
+    return _centred(op, x, f, up, (1, 1), padding, flip_filter, gain, impl, up[0] * up[1])
 
 
 def downsample2d(
@@ -252,9 +261,7 @@ def downsample2d(
         sizes).
     """
     op = "downsample2d"
-    down, extra = _pair(op, "down", down), _padding(op, padding)
-    padding = geometry.centred_padding(*_filter_size(op, f), (1, 1), down, extra)
-    return _upfirdn2d(op, x, f, (1, 1), down, padding, flip_filter, gain, impl)
+    return _centred(op, x, f, (1, 1), _pair(op, "down", down), padding, flip_filter, gain, impl)
 
 
 def filter2d(
@@ -275,6 +282,4 @@ def filter2d(
         ``[N, C, H + pady0 + pady1, W + padx0 + padx1]``.
     """
     op = "filter2d"
-    extra = _padding(op, padding)
-    padding = geometry.centred_padding(*_filter_size(op, f), (1, 1), (1, 1), extra)
-    return _upfirdn2d(op, x, f, (1, 1), (1, 1), padding, flip_filter, gain, impl)
+    return _centred(op, x, f, (1, 1), (1, 1), padding, flip_filter, gain, impl)
