@@ -14,13 +14,13 @@
 // chunks merge in chunk order with Chan's pairwise update. Chunk boundaries and merge order do
 // not depend on the thread count, so results are bitwise reproducible. Statistics and sums run
 // in float (double for double inputs); each output is rounded once.
-#include <torch/library.h>
 
 #include <array>
 #include <cmath>
 #include <vector>
 
 #include "adain.h"
+#include "registration.h"
 
 namespace stylegan_fast {
 namespace {
@@ -432,9 +432,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cpu(const at::Tensor& d
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m) {
-  m.impl("adain_fwd", &adain_fwd_cpu);
-  m.impl("adain_bwd", &adain_bwd_cpu);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(adain, CPU, adain_fwd_cpu, adain_bwd_cpu)
 
 }  // namespace stylegan_fast

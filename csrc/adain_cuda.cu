@@ -4,9 +4,9 @@
 // affine's (scale, style_bias); after the checks of adain.h (shared with the CPU kernels,
 // adain.cpp). The same kernels and bytes as layer_epilogue's: read x, write y; read dy and x,
 // write dx.
-#include <torch/library.h>
 
 #include "adain.h"
+#include "registration.h"
 #include "plane_norm_cuda.cuh"
 
 namespace stylegan_fast {
@@ -38,9 +38,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cuda(const at::Tensor& 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CUDA, m) {
-  m.impl("adain_fwd", &adain_fwd_cuda);
-  m.impl("adain_bwd", &adain_bwd_cuda);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(adain, CUDA, adain_fwd_cuda, adain_bwd_cuda)
 
 }  // namespace stylegan_fast

@@ -1,11 +1,11 @@
 // CPU kernels of stylegan_fast::bias_act_fwd / bias_act_bwd: the math and checks of bias_act.h
 // (shared with bias_act_cuda.cu), each activation compiled into loops of its own, which the
 // compiler vectorises. Math runs in float (double for double inputs).
-#include <torch/library.h>
 
 #include <vector>
 
 #include "bias_act.h"
+#include "registration.h"
 
 namespace stylegan_fast {
 namespace {
@@ -172,9 +172,6 @@ std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cpu(const at::Tensor& dy, const 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m) {
-  m.impl("bias_act_fwd", &bias_act_fwd_cpu);
-  m.impl("bias_act_bwd", &bias_act_bwd_cpu);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(bias_act, CPU, bias_act_fwd_cpu, bias_act_bwd_cpu)
 
 }  // namespace stylegan_fast

@@ -22,9 +22,9 @@
 //
 // linear and lrelu, the ones StyleGAN uses, are compiled as their own kernels; the others share
 // one kernel that switches on the activation per element (bias_act::with_epilogue).
-#include <torch/library.h>
 
 #include "bias_act.h"
+#include "registration.h"
 #include "columns_plan.h"
 #include "cuda_utils.cuh"
 
@@ -349,9 +349,6 @@ std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cuda(const at::Tensor& dy, const
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CUDA, m) {
-  m.impl("bias_act_fwd", &bias_act_fwd_cuda);
-  m.impl("bias_act_bwd", &bias_act_bwd_cuda);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(bias_act, CUDA, bias_act_fwd_cuda, bias_act_bwd_cuda)
 
 }  // namespace stylegan_fast

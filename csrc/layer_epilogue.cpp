@@ -10,13 +10,13 @@
 // var = sum(d^2) / HW - (sum(d) / HW)^2 stay accurate when |mean| >> std (a plain sum or
 // E[u^2] - E[u]^2 in float32 loses the variance there). Math runs in float (double for
 // double inputs); every reduction has a fixed order, so results do not depend on threads.
-#include <torch/library.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 
 #include "layer_epilogue.h"
+#include "registration.h"
 
 namespace stylegan_fast {
 namespace {
@@ -636,9 +636,6 @@ layer_epilogue_bwd_cpu(const at::Tensor& dy, const at::Tensor& x,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m) {
-  m.impl("layer_epilogue_fwd", &layer_epilogue_fwd_cpu);
-  m.impl("layer_epilogue_bwd", &layer_epilogue_bwd_cpu);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(layer_epilogue, CPU, layer_epilogue_fwd_cpu, layer_epilogue_bwd_cpu)
 
 }  // namespace stylegan_fast

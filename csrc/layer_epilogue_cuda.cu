@@ -1,9 +1,9 @@
 // CUDA kernels of stylegan_fast::layer_epilogue_fwd / layer_epilogue_bwd: the plane
 // normalisation engine (plane_norm_cuda.cuh) with the noise + bias + leaky ReLU prologue, after
 // the checks of layer_epilogue.h (shared with the CPU kernels, layer_epilogue.cpp).
-#include <torch/library.h>
 
 #include "layer_epilogue.h"
+#include "registration.h"
 #include "plane_norm_cuda.cuh"
 
 namespace stylegan_fast {
@@ -38,9 +38,6 @@ layer_epilogue_bwd_cuda(const at::Tensor& dy, const at::Tensor& x,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CUDA, m) {
-  m.impl("layer_epilogue_fwd", &layer_epilogue_fwd_cuda);
-  m.impl("layer_epilogue_bwd", &layer_epilogue_bwd_cuda);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(layer_epilogue, CUDA, layer_epilogue_fwd_cuda, layer_epilogue_bwd_cuda)
 
 }  // namespace stylegan_fast

@@ -5,12 +5,12 @@
 // that depends only on the shapes and the layout (never on the thread count): per-pixel sums
 // over channels in channel order, per-channel sums as fixed-size partials added in task order.
 // Math runs in float (double for double inputs) and each output is rounded once.
-#include <torch/library.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "noise_injection.h"
+#include "registration.h"
 
 namespace stylegan_fast {
 namespace {
@@ -299,9 +299,6 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cpu(const at::Tensor& dy,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m) {
-  m.impl("noise_injection_fwd", &noise_injection_fwd_cpu);
-  m.impl("noise_injection_bwd", &noise_injection_bwd_cpu);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(noise_injection, CPU, noise_injection_fwd_cpu, noise_injection_bwd_cpu)
 
 }  // namespace stylegan_fast

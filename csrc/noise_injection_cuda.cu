@@ -13,11 +13,11 @@
 //   rows before it uses them (>= 32 KB in flight per SM; columns_plan.h); dstrength's sums per
 //   (chunk of rows, channel) reduce over the row lanes.
 // Every sum has a fixed order (block trees, then sum_partials / channel_dot): no atomics.
-#include <torch/library.h>
 
 #include "columns_plan.h"
 #include "cuda_utils.cuh"
 #include "noise_injection.h"
+#include "registration.h"
 
 namespace stylegan_fast {
 namespace {
@@ -300,9 +300,6 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cuda(const at::Tensor& dy
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(stylegan_fast, CUDA, m) {
-  m.impl("noise_injection_fwd", &noise_injection_fwd_cuda);
-  m.impl("noise_injection_bwd", &noise_injection_bwd_cuda);
-}
+STYLEGAN_FAST_REGISTER_FWD_BWD(noise_injection, CUDA, noise_injection_fwd_cuda, noise_injection_bwd_cuda)
 
 }  // namespace stylegan_fast

@@ -5,6 +5,7 @@ pattern. Public so that users can run the same parity checks on their own layers
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -217,3 +218,23 @@ def forbid_host_syncs():
             return func(*args, **(kwargs or {}))
 
     return _ForbidHostSyncs()
+
+
+def csrc_registrations(source: str, key: str) -> set[str]:
+    """The schemas a C++/CUDA source registers for dispatch ``key`` (``"CPU"``, ``"CUDA"``):
+    the ``m.impl("<schema>", ...)`` calls of its ``TORCH_LIBRARY_IMPL(stylegan_fast, <key>, m)``
+    blocks (braces matched), plus ``<op>_fwd`` and ``<op>_bwd`` for each
+    ``STYLEGAN_FAST_REGISTER_FWD_BWD(<op>, <key>, ...)`` (csrc/registration.h)."""
+    found = set()
+    header = re.compile(rf"TORCH_LIBRARY_IMPL\(\s*stylegan_fast\s*,\s*{key}\s*,\s*(\w+)\s*\)\s*\{{")
+    for match in header.finditer(source):
+        depth, end = 1, match.end()
+        while depth and end < len(source):
+            depth += {"{": 1, "}": -1}.get(source[end], 0)
+            end += 1
+        block = source[match.end() : end]
+        found |= set(re.findall(rf"\b{match.group(1)}\.impl\(\s*\"(\w+)\"", block))
+    macro = re.compile(rf"^STYLEGAN_FAST_REGISTER_FWD_BWD\(\s*(\w+)\s*,\s*{key}\s*,", re.M)
+    for op in macro.findall(source):
+        found |= {f"{op}_fwd", f"{op}_bwd"}
+    return found

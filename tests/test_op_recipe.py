@@ -12,10 +12,10 @@ A new op ``<op>`` touches these files (every current op has each of them):
    ``_backend.resolve``, then the reference or ``registration.OP.kernels(backend).fwd``).
 5. ``stylegan_fast/ops/__init__.py``: imports and exports it, before ``_backend.freeze()``
    (a registration after freeze is refused).
-6. ``csrc/<op>.cpp``: the CPU kernels, ``m.impl("<op>_fwd", ...)`` (and ``<op>_bwd``) under
-   ``TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m)``.
-7. ``csrc/<op>_cuda.cu``: the CUDA kernels, likewise under ``TORCH_LIBRARY_IMPL(stylegan_fast,
-   CUDA, m)``.
+6. ``csrc/<op>.cpp``: the CPU kernels, registered with
+   ``STYLEGAN_FAST_REGISTER_FWD_BWD(<op>, CPU, <fwd>, <bwd>)`` (csrc/registration.h; an op
+   without a bwd op writes its ``TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m)`` block itself).
+7. ``csrc/<op>_cuda.cu``: the CUDA kernels, likewise for the ``CUDA`` key.
 8. ``stylegan_fast/auto_preferences.json``: the op's ``impl="auto"`` order on CUDA tensors
    (``tests/test_preferences.py`` requires an entry per op, layout and size class).
 9. ``tests/ops/test_<op>.py``: the sections every op's tests have (see ARCHITECTURE.md),
@@ -40,7 +40,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import itertools
-import re
 import sys
 from pathlib import Path
 
@@ -86,19 +85,10 @@ def test_schemas_have_cpu_and_cuda_kernels(op_name):
 
 
 def _cuda_registrations() -> set[str]:
-    """The schemas ``m.impl("<schema>", ...)`` registers inside a ``TORCH_LIBRARY_IMPL(
-    stylegan_fast, CUDA, m)`` block of the CUDA sources (the block's braces matched)."""
+    """The schemas the CUDA sources register for the CUDA key."""
     found = set()
-    header = re.compile(r"TORCH_LIBRARY_IMPL\(\s*stylegan_fast\s*,\s*CUDA\s*,\s*(\w+)\s*\)\s*\{")
     for path in sorted((REPO / "csrc").glob("*.cu")):
-        text = path.read_text()
-        for match in header.finditer(text):
-            depth, end = 1, match.end()
-            while depth and end < len(text):
-                depth += {"{": 1, "}": -1}.get(text[end], 0)
-                end += 1
-            block = text[match.end() : end]
-            found |= set(re.findall(rf"\b{match.group(1)}\.impl\(\s*\"(\w+)\"", block))
+        found |= testing.csrc_registrations(path.read_text(), "CUDA")
     return found
 
 

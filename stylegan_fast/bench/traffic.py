@@ -67,6 +67,17 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
 
 
+def _total(name: str, parts: str, extra: str | None = None) -> property:
+    """A read-only property: ``name`` summed over the items of ``self.<parts>``, plus
+    ``self.<extra>`` when given (bytes, an int)."""
+
+    def total(self) -> int:
+        parts_total = sum(getattr(part, name) for part in getattr(self, parts))
+        return parts_total + (getattr(self, extra) if extra else 0)
+
+    return property(total, doc=f"bytes: {name} summed over {parts}")
+
+
 @dataclasses.dataclass
 class TensorTraffic:
     """One launch's accesses to one tensor argument's storage (bytes)."""
@@ -92,21 +103,10 @@ class Launch:
     unknown_loaded: int = 0
     unknown_stored: int = 0
 
-    @property
-    def loaded(self) -> int:
-        return sum(t.loaded for t in self.tensors) + self.unknown_loaded
-
-    @property
-    def stored(self) -> int:
-        return sum(t.stored for t in self.tensors) + self.unknown_stored
-
-    @property
-    def loaded_unique(self) -> int:
-        return sum(t.loaded_unique for t in self.tensors)
-
-    @property
-    def stored_unique(self) -> int:
-        return sum(t.stored_unique for t in self.tensors)
+    loaded = _total("loaded", "tensors", "unknown_loaded")
+    stored = _total("stored", "tensors", "unknown_stored")
+    loaded_unique = _total("loaded_unique", "tensors")
+    stored_unique = _total("stored_unique", "tensors")
 
     @property
     def short_name(self) -> str:
@@ -119,21 +119,10 @@ class Trace:
 
     launches: list[Launch] = dataclasses.field(default_factory=list)
 
-    @property
-    def loaded(self) -> int:
-        return sum(launch.loaded for launch in self.launches)
-
-    @property
-    def stored(self) -> int:
-        return sum(launch.stored for launch in self.launches)
-
-    @property
-    def loaded_unique(self) -> int:
-        return sum(launch.loaded_unique for launch in self.launches)
-
-    @property
-    def stored_unique(self) -> int:
-        return sum(launch.stored_unique for launch in self.launches)
+    loaded = _total("loaded", "launches")
+    stored = _total("stored", "launches")
+    loaded_unique = _total("loaded_unique", "launches")
+    stored_unique = _total("stored_unique", "launches")
 
     def by_storage(self, t: torch.Tensor) -> dict[str, int]:
         """Bytes of ``t``'s storage summed over the launches: loaded, stored and the unique

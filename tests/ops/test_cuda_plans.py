@@ -32,6 +32,8 @@ import pytest
 import torch
 from torch.utils.cpp_extension import include_paths
 
+from stylegan_fast import testing
+
 ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
 DRIVER = Path(__file__).with_name("cuda_plans_check.cpp")
@@ -379,8 +381,5 @@ def test_each_op_shares_its_header_and_registers_only_itself(op):
     for name, key in ((f"{op}.cpp", "CPU"), (f"{op}_cuda.cu", "CUDA")):
         source = (CSRC / name).read_text()
         assert f'#include "{op}.h"' in source, name
-        [registration] = re.findall(
-            rf"TORCH_LIBRARY_IMPL\(stylegan_fast, {key}, m\) \{{(.*?)\}}", source, re.S
-        )
-        registered = set(re.findall(r'm\.impl\("(\w+)"', registration))
+        registered = testing.csrc_registrations(source, key)
         assert registered and registered <= {f"{op}_fwd", f"{op}_bwd"}, (name, registered)
