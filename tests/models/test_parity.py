@@ -15,7 +15,9 @@ def model_backends() -> list[str]:
     """CPU backends every op of the models implements (an explicit impl must serve every op,
     so a backend only some ops have cannot run a whole model)."""
     per_op = [set(testing.implemented_backends(op, "cpu")) for op in MODEL_OPS]
-    return [b for b in per_op[0] if all(b in s for s in per_op)]
+    # Sorted: a set's order changes with the hash seed, and pytest-xdist's workers must
+    # collect the same test ids in the same order.
+    return sorted(b for b in per_op[0] if all(b in s for s in per_op))
 
 
 FAST_BACKENDS = [b for b in model_backends() if b != "ref"]
