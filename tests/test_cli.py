@@ -98,8 +98,8 @@ def test_the_parser_is_built_from_the_commands_registry(capsys):
     assert err.count("\n") == 1, err  # one line, no usage block
     listed = re.findall(r"[\w-]+", err.split("choose from", 1)[1].split(")")[0])
     assert listed == list(COMMANDS) == [
-        "info", "bench", "prepare-data", "train", "generate", "mix", "interpolate", "metrics",
-        "noise",
+        "info", "bench", "prepare-data", "train", "import", "generate", "mix", "interpolate",
+        "metrics", "noise",
     ]  # fmt: skip
 
 

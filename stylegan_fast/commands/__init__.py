@@ -19,7 +19,18 @@ Adding a command ``foo-bar``: write ``commands/foo_bar.py`` with the three names
 Imports: only ``stylegan_fast.cli`` imports this package; it may import any other
 (``tests/test_cli.py`` holds the rule)."""
 
-from . import bench, generate, info, interpolate, metrics, mix, noise, prepare_data, train
+from . import (
+    bench,
+    generate,
+    import_,
+    info,
+    interpolate,
+    metrics,
+    mix,
+    noise,
+    prepare_data,
+    train,
+)
 
 # name on the command line -> module; the order is the order of `stylegan-fast --help`.
 COMMANDS = {
@@ -27,6 +38,7 @@ COMMANDS = {
     "bench": bench,
     "prepare-data": prepare_data,
     "train": train,
+    "import": import_,
     "generate": generate,
     "mix": mix,
     "interpolate": interpolate,

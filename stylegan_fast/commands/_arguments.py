@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from .._backend import IMPLS
+from ..pretrained import load_networks
 from ..tools._common import labels
-from ..train.checkpoint import load_generator
 
 MAX_SEED = 2**32 - 1
 
@@ -74,7 +74,8 @@ def add_network_arguments(parser: argparse.ArgumentParser, outdir: bool = True) 
         "--network",
         required=True,
         metavar="FILE",
-        help="a training checkpoint (its G_ema is used) or a generator export (.safetensors)",
+        help="a generator export, a training checkpoint (its G_ema), an NVlabs StyleGAN1 .pkl "
+        "(its Gs) or a rosinality checkpoint (its g_running)",
     )
     if outdir:
         parser.add_argument("--outdir", required=True, help="directory for the output PNGs")
@@ -117,10 +118,16 @@ def add_class_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def load_network(args: argparse.Namespace):
-    """The generator of ``args.network`` on ``args.device`` with ``args.impl``, in eval mode.
-    A missing or corrupt file raises CheckpointError (a ValueError) naming it."""
+    """The generator of ``args.network`` (any file :func:`stylegan_fast.pretrained.
+    load_networks` reads: its ``G_ema``, else its ``G``) on ``args.device`` with
+    ``args.impl``, in eval mode. A missing, corrupt or unknown file raises a ValueError
+    naming it."""
     device = resolve_device(args.device)
-    return load_generator(args.network, impl=args.impl, device=device)
+    networks = load_networks(args.network, impl=args.impl)
+    G = networks["G_ema"] if networks["G_ema"] is not None else networks["G"]
+    if G is None:
+        raise ValueError(f"--network: {args.network} holds no generator")
+    return G.to(device).eval().requires_grad_(False)
 
 
 def check_truncation(G, psi: float, cutoff: int | None) -> None:

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from pathlib import Path
 
 import torch
 
 from ..models import Discriminator, Generator, preset_configs
+from ..pretrained.finetune import init_networks
 from ..tools.figures import write_figures
 from ..train import distributed
+from ..train.checkpoint import IMPORTED_KEY, load_checkpoint
 from ..train.config import PRECISIONS, TrainingConfig
 from ..train.data import open_dataset
 from ..train.loop import Trainer
@@ -45,7 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", help="folder or zip of PNG/JPEG images (default: the 100 bundled faces)"
     )
-    parser.add_argument("--preset", default="tiny", help="model preset (default: tiny)")
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="model preset (default: tiny; with --init: the file's own architecture)",
+    )
     parser.add_argument(
         "--channels",
         type=int,
@@ -73,6 +80,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--outdir", default="runs/train", help="run directory (checkpoints, samples, stats)"
     )
     parser.add_argument("--resume", metavar="CHECKPOINT", help="continue from this checkpoint")
+    parser.add_argument(
+        "--init",
+        metavar="FILE",
+        help="fine-tune: start from the weights of an export, checkpoint, NVlabs .pkl or "
+        "rosinality file (fresh optimizers and progress, the file's fixed resolution)",
+    )
+    parser.add_argument(
+        "--freeze-d",
+        type=int,
+        default=0,
+        metavar="N",
+        help="FreezeD: hold D's fromRGB and its N highest-resolution blocks fixed (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--snap",
@@ -105,11 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--progressive",
         dest="progressive",
         action="store_true",
-        default=True,
-        help="grow from 8x8 (default)",
+        default=None,
+        help="grow from 8x8 (default without --init)",
     )
     growth.add_argument(
-        "--fixed", dest="progressive", action="store_false", help="train at full resolution"
+        "--fixed",
+        dest="progressive",
+        action="store_false",
+        help="train at full resolution (always with --init)",
     )
     parser.add_argument(
         "--threads",
@@ -139,14 +162,58 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.resume is not None and not Path(args.resume).is_file():
         raise ValueError(f"--resume: no checkpoint file at {args.resume}")
+    if args.init is not None:
+        if args.resume is not None:
+            raise ValueError("--init and --resume exclude each other (--resume continues a run)")
+        if not Path(args.init).is_file():
+            raise ValueError(f"--init: no such file: {args.init}")
+        if args.progressive:
+            raise ValueError("--init fine-tunes at the file's fixed resolution; drop --progressive")
+    if args.freeze_d < 0:
+        raise ValueError(f"--freeze-d must be >= 0, got {args.freeze_d}")
+
+
+def _imported(path: str) -> bool:
+    """Whether ``path`` is a checkpoint written by ``stylegan-fast import``: weights only, no
+    optimizer or progress, so ``--resume`` of it starts a fine-tuning run like ``--init``."""
+    return IMPORTED_KEY in load_checkpoint(path)
+
+
+def _networks(args: argparse.Namespace, channels: int | None):
+    """``(G, D, G_ema or None)`` for the run: from ``--init`` (weights only) or new from the
+    preset."""
+    if args.init is None:
+        g_config, d_config = preset_configs(
+            args.preset or "tiny",
+            progressive=args.progressive is not False,
+            img_channels=channels or (3 if args.data else BUNDLED_CHANNELS),
+        )
+        return Generator(g_config, impl=args.impl), Discriminator(d_config, impl=args.impl), None
+    g_config = d_config = None
+    if args.preset is not None:
+        g_config, d_config = preset_configs(args.preset, progressive=False)
+        if channels is not None:
+            g_config = g_config.replace(img_channels=channels)
+            d_config = d_config.replace(img_channels=channels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        networks = init_networks(args.init, impl=args.impl, g_config=g_config, d_config=d_config)
+    for warning in caught:  # e.g. no discriminator in the file: one line, not a traceback
+        distributed.print0(f"note: {warning.message}")
+    G = networks["G"]
+    if channels is not None and channels != G.img_channels:
+        raise ValueError(
+            f"--channels: {args.init} makes {G.img_channels}-channel images, not {channels}"
+        )
+    return G, networks["D"], networks["G_ema"]
 
 
 def build_trainer(args: argparse.Namespace, context: distributed.DistributedContext) -> Trainer:
-    channels = args.channels or (3 if args.data else BUNDLED_CHANNELS)
-    g_config, d_config = preset_configs(
-        args.preset, progressive=args.progressive, img_channels=channels
-    )
-    dataset = open_dataset(args.data, g_config.resolution, channels, xflip=args.mirror)
+    # Same seed, same initial weights on every rank (Trainer broadcasts rank 0's anyway).
+    torch.manual_seed(args.seed)
+    G, D, G_ema = _networks(args, args.channels)
+    # The images are read (cropped, resized) at the network's resolution and channels.
+    dataset = open_dataset(args.data, G.resolution, G.img_channels, xflip=args.mirror)
     config = TrainingConfig(
         total_kimg=args.kimg,
         batch_size=args.batch,
@@ -167,21 +234,25 @@ def build_trainer(args: argparse.Namespace, context: distributed.DistributedCont
         log_kimg=min(args.snap, 0.5),
         sample_kimg=args.snap,
         checkpoint_kimg=args.snap,
+        freeze_d=args.freeze_d,
     )
-    # Same seed, same initial weights on every rank (Trainer broadcasts rank 0's anyway).
-    torch.manual_seed(args.seed)
-    G = Generator.from_config(g_config, impl=args.impl)
-    D = Discriminator.from_config(d_config, impl=args.impl)
-    return Trainer(G, D, dataset, config, args.outdir, context, show_progress=not args.no_progress)
+    return Trainer(
+        G, D, dataset, config, args.outdir, context, G_ema=G_ema,
+        show_progress=not args.no_progress,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    if args.resume is not None and _imported(args.resume):
+        print(f"{args.resume} is an imported checkpoint (weights only): starting from it as --init")
+        args.init, args.resume = args.resume, None
+        _check(args)
     device = None if args.device == "auto" else args.device
     context = distributed.init_distributed(device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    elif context.device.type == "cpu" and args.preset == "tiny":
+    elif context.device.type == "cpu" and args.init is None and args.preset in (None, "tiny"):
         # The tiny model's tensors are too small to split: measured on the shared 2-core
         # machine, a step at 8x8 took 0.08 s of CPU with 1 thread and 2.5 s with 2 (threads
         # waiting on each other), and one process per core is what torchrun gives anyway.
@@ -191,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             trainer.resume(args.resume)
         distributed.print0(
-            f"training {args.preset} on {trainer.dataset!r} for {args.kimg} kimg "
+            f"training {args.init or args.preset or 'tiny'} on {trainer.dataset!r} for "
+            f"{args.kimg} kimg "
             f"(batch {args.batch}, {context.world_size} process(es), {context.device}) "
             f"-> {args.outdir}"
         )

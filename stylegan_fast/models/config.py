@@ -190,6 +190,8 @@ class GeneratorConfig(_ArchitectureConfig):
         mapping_lr_mul: learning-rate multiplier of the mapping network (0.01).
         w_avg_beta: decay of the tracked average of w (0.995).
         use_noise: per-layer noise inputs.
+        norm_eps: added to the variance in each layer's instance norm (StyleGAN1: 1e-8;
+            networks converted from ``torch.nn.InstanceNorm2d`` ports: its 1e-5).
     """
 
     z_dim: int = 512
@@ -199,6 +201,7 @@ class GeneratorConfig(_ArchitectureConfig):
     mapping_lr_mul: float = 0.01
     w_avg_beta: float = 0.995
     use_noise: bool = True
+    norm_eps: float = 1e-8
 
     def validate(self) -> None:
         super().validate()
@@ -210,6 +213,7 @@ class GeneratorConfig(_ArchitectureConfig):
         _check_real(name, "mapping_lr_mul", self.mapping_lr_mul, 0.0, math.inf, low_open=True)
         _check_real(name, "w_avg_beta", self.w_avg_beta, 0.0, 1.0)
         _check_bool(name, "use_noise", self.use_noise)
+        _check_real(name, "norm_eps", self.norm_eps, 0.0, 1.0)
 
     @property
     def num_ws(self) -> int:

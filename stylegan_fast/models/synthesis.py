@@ -34,6 +34,7 @@ class SynthesisLayer(FusedModule):
         fused: bool,
         blur_filter: Sequence[float],
         use_noise: bool,
+        norm_eps: float = 1e-8,
         impl: str = "auto",
     ):
         super().__init__(impl)
@@ -55,7 +56,7 @@ class SynthesisLayer(FusedModule):
                 self.blur = Blur(blur_filter, impl=impl)
         # The conv's weights carry lrelu's sqrt(2) (StyleGAN1), so the epilogue's gain is 1.
         self.epilogue = LayerEpilogue(
-            out_channels, w_dim, use_noise=use_noise, act_gain=1.0, impl=impl
+            out_channels, w_dim, use_noise=use_noise, act_gain=1.0, eps=norm_eps, impl=impl
         )
         if use_noise:
             self.register_buffer("noise_const", torch.randn([1, 1, resolution, resolution]))
@@ -94,7 +95,12 @@ class SynthesisBlock(FusedModule):
         super().__init__(impl)
         self.resolution = resolution
         channels = config.channels(resolution)
-        common = dict(blur_filter=config.blur_filter, use_noise=config.use_noise, impl=impl)
+        common = dict(
+            blur_filter=config.blur_filter,
+            use_noise=config.use_noise,
+            norm_eps=config.norm_eps,
+            impl=impl,
+        )
         if resolution == 4:
             self.const = torch.nn.Parameter(torch.ones([1, channels, 4, 4]))
             self.layer0 = SynthesisLayer(

@@ -12,7 +12,8 @@ is refused with :class:`CheckpointError`.
   reads ``G_ema``/``G`` and ``config["G"]``): ``G``, ``D``, ``G_ema`` (state dicts), ``G_opt``,
   ``D_opt`` (optimizer state dicts), ``scaler``, ``progress`` (step, images seen, lod),
   ``rng`` (:func:`rng.capture_rng_state`), ``config`` (``{"G": GeneratorConfig.to_dict(),
-  "D": ..., "train": ...}``).
+  "D": ..., "train": ...}``). A weights-only checkpoint (:func:`save_networks`) holds only
+  ``G``, ``D``, ``G_ema``, ``config`` (``G``, ``D``) and ``imported`` (its source).
 - An **export** (``format = "stylegan_fast.generator"``) stores a generator's ``state_dict()``
   under its own keys and ``GeneratorConfig.to_json()`` in ``metadata["config"]``, so plain
   ``safetensors.torch.load_file`` plus ``Generator.from_config`` also rebuild it.
@@ -38,6 +39,8 @@ from . import state_tree
 CHECKPOINT_FORMAT = "stylegan_fast.checkpoint"
 EXPORT_FORMAT = "stylegan_fast.generator"
 FORMAT_VERSION = "1"
+# A weights-only checkpoint (written by `stylegan-fast import`) names its source here.
+IMPORTED_KEY = "imported"
 
 
 class CheckpointError(ValueError):
@@ -167,6 +170,54 @@ def export_generator(
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {"format": EXPORT_FORMAT, "class": type(G).__name__, "config": config.to_json()}
     return _write_safetensors(path, tensors, metadata)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The safetensors metadata of ``path`` (header only, not verified: for telling a
+    checkpoint from an export before loading it)."""
+    try:
+        with safe_open(Path(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def save_networks(path: str | os.PathLike, networks: Mapping, source: Mapping) -> Path:
+    """Writes a weights-only checkpoint: ``G``, ``D``, ``G_ema`` (None entries left out), their
+    configs and ``state[IMPORTED_KEY] = source`` (where the weights came from). It has no
+    optimizer or progress state: ``train --resume`` starts from it as ``--init`` does, and
+    every tool reads its ``G_ema``."""
+    state: dict = {"config": {}, IMPORTED_KEY: dict(source)}
+    for key in ("G", "D", "G_ema"):
+        net = networks.get(key)
+        if net is not None:
+            state[key] = net.state_dict()
+            state["config"]["D" if key == "D" else "G"] = net.config.to_dict()
+    return save_checkpoint(path, state)
+
+
+def load_networks(path: str | os.PathLike, impl: str = "auto") -> dict:
+    """``{"G", "D", "G_ema"}`` rebuilt from a training checkpoint (models on CPU in eval
+    mode; an entry the checkpoint lacks, or a network without a stored config, is None)."""
+    from stylegan_fast.models import Discriminator, Generator
+
+    state = load_checkpoint(path)
+    configs = state.get("config") or {}
+    out = {}
+    for key, model, config_key in (
+        ("G", Generator, "G"),
+        ("D", Discriminator, "D"),
+        ("G_ema", Generator, "G"),
+    ):
+        if key not in state or not configs.get(config_key):
+            out[key] = None
+            continue
+        net = model.from_config(configs[config_key], impl=impl)
+        net.load_state_dict(state[key])
+        out[key] = net.eval()
+    return out
 
 
 def load_generator(

@@ -27,6 +27,9 @@ class TrainingConfig:
     equalized-lr layers apply it (weights stored divided by it, scaled by it at run time), so
     one Adam learning rate per network gives the mapping its smaller effective rate.
     ``lr_per_resolution`` applies to both networks, as in StyleGAN.
+
+    ``freeze_d``: FreezeD, the discriminator's fromRGB and ``freeze_d`` highest-resolution
+    blocks held fixed (see :mod:`freeze`).
     """
 
     total_kimg: float = 25_000.0
@@ -58,6 +61,7 @@ class TrainingConfig:
     checkpoint_kimg: float = 10.0
     keep_checkpoints: int | None = 3
     sample_grid: tuple[int, int] = (8, 4)
+    freeze_d: int = 0
 
     def __post_init__(self):
         if self.lr_per_resolution is not None:
@@ -70,9 +74,9 @@ class TrainingConfig:
             raise ValueError(
                 f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}"
             )
-        for name in ("batch_size", "r1_interval", "seed", "data_workers"):
+        for name in ("batch_size", "r1_interval", "seed", "data_workers", "freeze_d"):
             value = getattr(self, name)
-            minimum = 0 if name in ("seed", "data_workers") else 1
+            minimum = 0 if name in ("seed", "data_workers", "freeze_d") else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
         if self.batch_gpu is not None and (

@@ -34,6 +34,7 @@ from .checkpoint import CheckpointManager, export_generator, load_checkpoint
 from .config import PRECISIONS, TrainingConfig
 from .data import ShardedSampler
 from .ema import GeneratorEMA
+from .freeze import frozen_d_parameters
 from .losses import StyleGANLoss, lazy_regularization_adam
 from .progressive import ProgressiveSchedule, fade_reals, learning_rate
 from .rng import capture_rng_state
@@ -143,8 +144,15 @@ class Trainer:
         self.G_opt = torch.optim.Adam(
             self.G.parameters(), lr=config.g_lr, betas=config.adam_betas, eps=config.adam_eps
         )
+        # FreezeD: frozen layers get neither gradients nor optimizer updates.
+        frozen = frozen_d_parameters(self.D, config.freeze_d)
+        self._d_frozen = {id(p) for p in frozen.values()}
+        self.D.requires_grad_(True)
+        self._d_trainable = [p for p in self.D.parameters() if id(p) not in self._d_frozen]
+        for p in frozen.values():
+            p.requires_grad_(False)
         self.D_opt = torch.optim.Adam(
-            self.D.parameters(), lr=config.d_lr, betas=d_betas, eps=config.adam_eps
+            self._d_trainable, lr=config.d_lr, betas=d_betas, eps=config.adam_eps
         )
         fp16 = config.precision == "fp16"
         self.scalers = {
@@ -322,6 +330,11 @@ class Trainer:
         for group in self.D_opt.param_groups:
             group["lr"] = d_lr
 
+    def _set_d_trainable(self, flag: bool) -> None:
+        """``requires_grad`` of D's trainable parameters (frozen ones stay False)."""
+        for p in self._d_trainable:
+            p.requires_grad_(flag)
+
     def _seed_draws(self, phase: int, micro_batch: int) -> torch.Generator:
         """Seeds torch's global generators (synthesis noise) and returns a CPU generator for
         the micro-batch's latents, style mixing and penalties."""
@@ -356,7 +369,7 @@ class Trainer:
 
         # Discriminator.
         self.G.requires_grad_(False)
-        self.D.requires_grad_(True)
+        self._set_d_trainable(True)
         self.D_opt.zero_grad(set_to_none=True)
         regularize = self.loss.is_regularization_step(self.d_steps)
         for j, (real, c) in enumerate(micro):
@@ -391,7 +404,7 @@ class Trainer:
         distributed.all_reduce_gradients(self.G.parameters())
         self.scalers["G"].step(self.G_opt)
         self.scalers["G"].update()
-        self.D.requires_grad_(True)
+        self._set_d_trainable(True)
 
         with torch.no_grad():
             # Track w_avg (for truncation) with this step's latents; ranks average theirs.
