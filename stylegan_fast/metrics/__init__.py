@@ -13,7 +13,7 @@ user-supplied perceptual distance).
   module/callable) and where the standard Inception-v3 weights come from.
 """
 
-from .evaluate import METRICS, evaluate, generator_images
+from .evaluate import METRICS, evaluate, evaluate_many, generator_images
 from .features import PREPROCESSING, FeatureNet, Preprocessing, load_feature_net
 from .fid import (
     FeatureStatistics,
@@ -38,6 +38,7 @@ __all__ = [
     "compute_fid",
     "compute_kid",
     "evaluate",
+    "evaluate_many",
     "feature_statistics",
     "files_fingerprint",
     "frechet_distance",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from . import kid, ppl, precision_recall, sources
 from .features import FeatureNet, load_feature_net
 from .fid import _real_and_generated, frechet_distance
 
-__all__ = ["METRICS", "MetricSpec", "evaluate", "generator_images"]
+__all__ = ["METRICS", "MetricSpec", "evaluate", "evaluate_many", "generator_images"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +98,15 @@ def _check_positive(name: str, value) -> None:
         raise ValueError(f"{name} must be None or an int >= 2, got {value!r}")
 
 
-def evaluate(
-    metric: str,
+def evaluate(metric: str, G, *args, **options) -> dict:
+    """Computes ``metric`` (a key of :data:`METRICS`) for the generator ``G``:
+    ``evaluate_many([metric], G, ...)[metric]`` (see :func:`evaluate_many` for the other
+    arguments, ``feature_net, data, distance_net, num, ...``, and the result)."""
+    return evaluate_many([metric], G, *args, **options)[metric]
+
+
+def evaluate_many(
+    metrics: Sequence[str],
     G,
     feature_net: FeatureNet | torch.nn.Module | Callable | str | os.PathLike | None = None,
     data=None,
@@ -119,12 +126,16 @@ def evaluate(
     kid_subset_size: int = 1000,
     num_workers: int = 0,
     progress: bool = False,
-) -> dict:
-    """Computes ``metric`` (a key of :data:`METRICS`) for the generator ``G``.
+) -> dict[str, dict]:
+    """Computes each of ``metrics`` (keys of :data:`METRICS`) for the generator ``G``.
+
+    The feature metrics (FID, KID, PR) that draw the same numbers of images share one pass:
+    the images are generated and embedded once (and the real statistics read once), so
+    ``["fid50k", "kid50k", "pr50k3"]`` costs about what one of them does.
 
     Args:
-        metric: ``fid50k``, ``fid10k``, ``kid50k``, ``pr50k3``, ``ppl_w``, ``ppl_z`` (or
-            ``ppl_wfull``, ``ppl_wend``, ``ppl_zfull``, ``ppl_zend``).
+        metrics: from ``fid50k``, ``fid10k``, ``kid50k``, ``pr50k3``, ``ppl_w``, ``ppl_z``
+            (or ``ppl_wfull``, ``ppl_wend``, ``ppl_zfull``, ``ppl_zend``).
         G: a generator following the models contract (``G(z, c, truncation_psi=...,
             noise_mode=...)``, ``G.mapping``, ``G.synthesis``, ``G.z_dim``, ``G.c_dim``,
             ``G.resolution``); with random noise, ``G(...)`` and ``G.synthesis(...)`` also
@@ -133,7 +144,7 @@ def evaluate(
         data: FID/KID/PR: the real images (see :func:`stylegan_fast.metrics.sources.real_batches`),
             at ``G.resolution``.
         distance_net: PPL: ``d(img0, img1) -> [N]`` (LPIPS-like).
-        num: override the metric's count of generated images or paths (for quick checks;
+        num: override the metrics' count of generated images or paths (for quick checks;
             the result then is not the named metric, and says so in ``num``).
         num_real: override the cap on real images (FID/KID/PR).
         batch_size: images per generator/feature call (default 64; PPL: 16 paths).
@@ -146,19 +157,30 @@ def evaluate(
         kid_subsets, kid_subset_size: KID's subsets (defaults 100 x 1000).
 
     Returns:
-        ``{"metric", "value", "seconds", ...}`` plus, for FID/KID/PR, ``num_gen``,
-        ``num_real``, ``cache_hit`` (and ``std`` for KID; for PR ``value`` is the precision,
-        and ``precision``, ``recall`` are given by name); for PPL, ``num_samples``, ``space``,
-        ``sampling``, ``epsilon``, ``crop``.
+        ``{metric: result}`` in the order given; a result is ``{"metric", "value",
+        "seconds", ...}`` plus, for FID/KID/PR, ``num_gen``, ``num_real``, ``cache_hit``
+        (and ``std`` for KID; for PR ``value`` is the precision, and ``precision``,
+        ``recall`` are given by name); for PPL, ``num_samples``, ``space``, ``sampling``,
+        ``epsilon``, ``crop``. A feature metric's ``seconds`` include the pass it shares.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-    spec = METRICS[metric]
+    if isinstance(metrics, str) or not metrics:
+        raise TypeError(f"metrics must be a non-empty list of metric names, got {metrics!r}")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
     _check_positive("num", num)
     _check_positive("num_real", num_real)
-    count = num if num is not None else spec.num
-    started = time.perf_counter()
-    if spec.kind == "ppl":
+    results = {}
+    # Feature metrics grouped by (generated, real) counts: one pass per group.
+    groups: dict[tuple[int, int], list[str]] = {}
+    for metric in metrics:
+        spec = METRICS[metric]
+        count = num if num is not None else spec.num
+        if spec.kind != "ppl":
+            real_count = num_real if num_real is not None else spec.num
+            groups.setdefault((count, real_count), []).append(metric)
+            continue
+        started = time.perf_counter()
         if distance_net is None:
             raise ValueError(f"{metric} needs distance_net, a perceptual distance d(a, b) -> [N]")
         result = ppl.perceptual_path_length(
@@ -176,7 +198,7 @@ def evaluate(
             distance_input_range=distance_input_range,
             progress=progress,
         )
-        return {
+        results[metric] = {
             "metric": metric,
             "value": result.value,
             "num_samples": count,
@@ -187,39 +209,46 @@ def evaluate(
             "seconds": time.perf_counter() - started,
         }
 
-    if feature_net is None or data is None:
-        raise ValueError(f"{metric} needs feature_net (e.g. an Inception file) and data")
-    feature_net = load_feature_net(feature_net, batch_size=batch_size or 64)
-    real, generated = _real_and_generated(
-        generator_images(G, seed, truncation_psi, noise_mode or "random"),
-        data,
-        feature_net,
-        count,
-        num_real if num_real is not None else spec.num,
-        keep_features=spec.kind in ("kid", "pr"),
-        image_size=getattr(G, "resolution", None),
-        cache_dir=cache_dir,
-        data_key=data_key,
-        batch_size=feature_net.batch_size,
-        num_workers=num_workers,
-        progress=progress,
-    )
-    out = {"metric": metric}
-    if spec.kind == "fid":
-        out["value"] = frechet_distance(real.mu, real.sigma, generated.mu, generated.sigma)
-    elif spec.kind == "kid":
-        out["value"], out["std"] = kid.kernel_inception_distance(
-            real.features, generated.features, kid_subsets, kid_subset_size, seed
+    for (count, real_count), names in groups.items():
+        started = time.perf_counter()
+        if feature_net is None or data is None:
+            raise ValueError(f"{names[0]} needs feature_net (e.g. an Inception file) and data")
+        net = load_feature_net(feature_net, batch_size=batch_size or 64)
+        real, generated = _real_and_generated(
+            generator_images(G, seed, truncation_psi, noise_mode or "random"),
+            data,
+            net,
+            count,
+            real_count,
+            keep_features=any(METRICS[name].kind in ("kid", "pr") for name in names),
+            image_size=getattr(G, "resolution", None),
+            cache_dir=cache_dir,
+            data_key=data_key,
+            batch_size=net.batch_size,
+            num_workers=num_workers,
+            progress=progress,
         )
-    else:
-        out["precision"], out["recall"] = precision_recall.precision_recall(
-            real.features, generated.features
-        )
-        out["value"] = out["precision"]
-    out.update(
-        num_gen=count,
-        num_real=real.num,
-        cache_hit=real.cache_hit,
-        seconds=time.perf_counter() - started,
-    )
-    return out
+        shared = time.perf_counter() - started
+        for name in names:
+            started = time.perf_counter()
+            out = {"metric": name}
+            kind = METRICS[name].kind
+            if kind == "fid":
+                out["value"] = frechet_distance(real.mu, real.sigma, generated.mu, generated.sigma)
+            elif kind == "kid":
+                out["value"], out["std"] = kid.kernel_inception_distance(
+                    real.features, generated.features, kid_subsets, kid_subset_size, seed
+                )
+            else:
+                out["precision"], out["recall"] = precision_recall.precision_recall(
+                    real.features, generated.features
+                )
+                out["value"] = out["precision"]
+            out.update(
+                num_gen=count,
+                num_real=real.num,
+                cache_hit=real.cache_hit,
+                seconds=shared + time.perf_counter() - started,
+            )
+            results[name] = out
+    return {metric: results[metric] for metric in metrics}

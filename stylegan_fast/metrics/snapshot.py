@@ -1,18 +1,18 @@
 """Metrics of a training snapshot: a short list of metric names (``fid,kid,pr,ppl``) run
-through :func:`evaluate` on one generator, as ``train --metrics`` computes them at every
-snapshot. The real images' statistics are cached under ``cache_dir``, so a run reads its
-real images through the feature network once (the first snapshot), not at every snapshot.
+through :func:`evaluate_many` on one generator, as ``train --metrics`` computes them at every
+snapshot: FID, KID and PR share one pass of generated images, and the real images' statistics
+are cached under ``cache_dir``, so a run reads its real images through the feature network
+once (the first snapshot), not at every snapshot.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 
 import torch
 
-from .evaluate import evaluate
+from .evaluate import evaluate_many
 from .features import FeatureNet
 
 # Short name (the --metrics spelling) -> the evaluate() metric it runs, with its count
@@ -21,9 +21,6 @@ from .features import FeatureNet
 # aligned faces).
 SNAPSHOT_METRICS = {"fid": "fid50k", "kid": "kid50k", "pr": "pr50k3", "ppl": "ppl_wend"}
 FEATURE_METRICS = ("fid", "kid", "pr")
-# KID and PR keep the real features, FID only their mean and covariance; running them first
-# fills the cache entry FID can read too (see real_feature_statistics).
-_ORDER = ("kid", "pr", "fid", "ppl")
 
 
 def parse_metric_names(text: str) -> list[str]:
@@ -54,7 +51,8 @@ class SnapshotMetrics:
         cache_dir, data_key: the real-statistics cache (see ``real_feature_statistics``).
 
     The values: ``fid``; ``kid`` and ``kid_std``; ``precision`` and ``recall``; ``ppl``; and
-    ``seconds/<name>`` for each metric.
+    ``seconds/<name>`` for each metric (FID's, KID's and PR's each include the image pass
+    they share).
     """
 
     def __init__(
@@ -76,7 +74,7 @@ class SnapshotMetrics:
             raise ValueError(f"{', '.join(FEATURE_METRICS)} need feature_net and data")
         if "ppl" in names and distance_net is None:
             raise ValueError("ppl needs distance_net, a perceptual distance d(a, b) -> [N]")
-        self.names = sorted(names, key=_ORDER.index)
+        self.names = list(names)
         self.num = num
         self.feature_net = feature_net
         self.data = data
@@ -87,28 +85,28 @@ class SnapshotMetrics:
         self.batch_size = batch_size
 
     def __call__(self, G: torch.nn.Module) -> dict[str, float]:
+        results = evaluate_many(
+            [SNAPSHOT_METRICS[name] for name in self.names],
+            G,
+            feature_net=self.feature_net,
+            data=self.data,
+            distance_net=self.distance_net,
+            num=self.num,
+            num_real=self.num,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            cache_dir=self.cache_dir,
+            data_key=self.data_key,
+            crop=None,
+        )
         values: dict[str, float] = {}
         for name in self.names:
-            started = time.perf_counter()
-            result = evaluate(
-                SNAPSHOT_METRICS[name],
-                G,
-                feature_net=self.feature_net,
-                data=self.data,
-                distance_net=self.distance_net,
-                num=self.num,
-                num_real=self.num,
-                batch_size=self.batch_size,
-                seed=self.seed,
-                cache_dir=self.cache_dir,
-                data_key=self.data_key,
-                crop=None,
-            )
+            result = results[SNAPSHOT_METRICS[name]]
             if name == "pr":
                 values["precision"], values["recall"] = result["precision"], result["recall"]
             else:
                 values[name] = result["value"]
             if name == "kid":
                 values["kid_std"] = result["std"]
-            values[f"seconds/{name}"] = time.perf_counter() - started
+            values[f"seconds/{name}"] = result["seconds"]
         return values
