@@ -1,17 +1,22 @@
 """What the generation commands (``generate``, ``mix``, ``interpolate``, ``noise``,
 ``metrics``) share on the command line: seed lists, ``--network``/``--device``/``--impl``,
-truncation and class options, and the checks that turn a bad value into a ``ValueError``
-naming its option (the CLI prints it as one line)."""
+truncation and class options, the metric networks (``--feature-net``,
+``--feature-preprocessing``, ``--distance-net``; ``metrics`` and ``train --metrics``), and
+the checks that turn a bad value into a ``ValueError`` naming its option (the CLI prints it
+as one line)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import torch
 
 from .._backend import IMPLS
+from ..metrics import PREPROCESSING, FeatureNet
 from ..pretrained import load_networks
 from ..tools._common import labels
 
@@ -115,6 +120,73 @@ def add_class_argument(parser: argparse.ArgumentParser) -> None:
         metavar="INDEX",
         help="class label for a conditional generator",
     )
+
+
+def add_metric_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--feature-net``, ``--feature-preprocessing`` (FID/KID/PR) and ``--distance-net``
+    (PPL): the user-supplied networks the metrics measure with."""
+    parser.add_argument(
+        "--feature-net",
+        default=None,
+        metavar="FILE",
+        help="FID/KID/PR: TorchScript feature network (e.g. NVlabs' Inception-v3 file)",
+    )
+    parser.add_argument(
+        "--feature-preprocessing",
+        default="nvlabs-inception",
+        choices=sorted(PREPROCESSING),
+        help="how images become the feature net's input (default nvlabs-inception)",
+    )
+    parser.add_argument(
+        "--distance-net",
+        default=None,
+        metavar="FILE",
+        help="PPL: TorchScript perceptual distance d(img0, img1) -> [N] on [-1, 1] images",
+    )
+
+
+def check_file(option: str, path: str | os.PathLike | None) -> None:
+    """ValueError naming ``--option`` when ``path`` is given and is not a file."""
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"--{option}: no such file: {path}")
+
+
+@contextlib.contextmanager
+def _torchscript_file(option: str, path: str | os.PathLike):
+    """Checks that ``--option``'s ``path`` is a file; a load inside that fails (torch raises
+    RuntimeError variants for a file that is not TorchScript) becomes a one-line ValueError."""
+    check_file(option, path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+        try:
+            yield
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise ValueError(
+                f"--{option}: {path} is not a TorchScript file ({type(exc).__name__})"
+            ) from None
+
+
+def load_feature_net(args: argparse.Namespace, device, batch_size: int = 64) -> FeatureNet:
+    """``--feature-net`` with ``--feature-preprocessing`` as a FeatureNet on ``device``."""
+    with _torchscript_file("feature-net", args.feature_net):
+        return FeatureNet.from_torchscript(
+            args.feature_net, args.feature_preprocessing, device, batch_size
+        )
+
+
+def load_distance_net(path: str | os.PathLike, device):
+    """``--distance-net``: a TorchScript perceptual distance ``d(img0, img1) -> [N]`` on
+    ``device``."""
+    with _torchscript_file("distance-net", path):
+        net = torch.jit.load(os.fspath(path), map_location=device)
+    net.eval()
+
+    def distance(img0, img1):
+        return net(img0, img1)
+
+    return distance
 
 
 def load_network(args: argparse.Namespace):

@@ -2,13 +2,14 @@
 :func:`stylegan_fast.metrics.evaluate`, printed as a JSON line and appended to
 ``metrics.jsonl`` next to the network file.
 
-FID/KID need the real images (``--data``: a folder or zip of images, read at the generator's
-resolution; left out: the bundled faces) and a feature network file (``--feature-net``: a
-TorchScript file, by default taken to be NVlabs' Inception-v3 ``inception-2015-12-05.pt``
-and preprocessed as it expects; see :mod:`stylegan_fast.metrics.features` for where it
-comes from). PPL needs a perceptual distance file (``--distance-net``: a TorchScript module
-``d(img0, img1) -> [N]`` on images in [-1, 1], e.g. an exported LPIPS-VGG). Nothing is
-downloaded.
+FID/KID and precision/recall (``pr50k3``: k = 3 nearest-neighbour manifolds, Kynkäänniemi et al.
+2019; the line holds ``precision`` and ``recall``) need the real images (``--data``: a folder or zip
+of images, read at the generator's resolution; left out: the bundled faces) and a feature network
+file (``--feature-net``: a TorchScript file, by default taken to be NVlabs' Inception-v3
+``inception-2015-12-05.pt`` and preprocessed as it expects; see
+:mod:`stylegan_fast.metrics.features` for where it comes from). PPL needs a perceptual distance file
+(``--distance-net``: a TorchScript module ``d(img0, img1) -> [N]`` on images in [-1, 1], e.g. an
+exported LPIPS-VGG). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,37 +19,14 @@ import datetime
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 
-from ..metrics import METRICS, PREPROCESSING, FeatureNet, evaluate
+from ..metrics import METRICS, evaluate
 from ..train.data import open_dataset
 from . import _arguments
 
-HELP = "FID/KID/PPL of a checkpoint or export (appends to metrics.jsonl)"
+HELP = "FID/KID/PR/PPL of a checkpoint or export (appends to metrics.jsonl)"
 RESULTS_FILE = "metrics.jsonl"
-
-
-def load_distance_net(path: str | os.PathLike, device):
-    """A TorchScript perceptual distance ``d(img0, img1) -> [N]`` on ``device``."""
-    import torch
-
-    if not os.path.isfile(path):
-        raise ValueError(f"--distance-net: no such file: {path}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
-        try:
-            net = torch.jit.load(os.fspath(path), map_location=device)
-        except Exception as exc:  # torch raises RuntimeError/ValueError variants
-            raise ValueError(
-                f"--distance-net: {path} is not a TorchScript file ({type(exc).__name__})"
-            ) from None
-    net.eval()
-
-    def distance(img0, img1):
-        return net(img0, img1)
-
-    return distance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,23 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         default=None,
-        help="FID/KID real images: a folder or zip (default: the bundled lfw faces)",
+        help="FID/KID/PR real images: a folder or zip (default: the bundled lfw faces)",
     )
-    parser.add_argument(
-        "--feature-net", default=None, metavar="FILE", help="FID/KID: TorchScript feature network"
-    )
-    parser.add_argument(
-        "--feature-preprocessing",
-        default="nvlabs-inception",
-        choices=sorted(PREPROCESSING),
-        help="how images become the feature net's input (default nvlabs-inception)",
-    )
-    parser.add_argument(
-        "--distance-net",
-        default=None,
-        metavar="FILE",
-        help="PPL: TorchScript perceptual distance d(img0, img1) -> [N] on [-1, 1] images",
-    )
+    _arguments.add_metric_network_arguments(parser)
     parser.add_argument(
         "--num", type=int, default=None, help="generated images / paths (default: the metric's)"
     )
@@ -88,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise-mode",
         default=None,
         choices=("random", "const", "none"),
-        help="generator noise (default: random for FID/KID, const for PPL)",
+        help="generator noise (default: random for FID/KID/PR, const for PPL)",
     )
     parser.add_argument("--cache-dir", default=None, help="cache of real-image statistics")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
@@ -109,19 +73,16 @@ def run(args: argparse.Namespace) -> int:
     if spec.kind == "ppl":
         if args.distance_net is None:
             raise ValueError(f"--distance-net: {args.metric} needs a perceptual distance file")
-        distance_net = load_distance_net(args.distance_net, device)
+        distance_net = _arguments.load_distance_net(args.distance_net, device)
     else:
         if args.feature_net is None:
             raise ValueError(f"--feature-net: {args.metric} needs a feature network file")
-        if not os.path.isfile(args.feature_net):
-            raise ValueError(f"--feature-net: no such file: {args.feature_net}")
+        _arguments.check_file("feature-net", args.feature_net)
         if args.data is not None and not os.path.exists(args.data):
             raise ValueError(f"--data: no such file or directory: {args.data}")
     G = _arguments.load_network(args)
     if spec.kind != "ppl":
-        feature_net = FeatureNet.from_torchscript(
-            args.feature_net, args.feature_preprocessing, device, args.batch or 64
-        )
+        feature_net = _arguments.load_feature_net(args, device, args.batch or 64)
         data = open_dataset(args.data, G.resolution, G.img_channels)
     result = evaluate(
         args.metric,

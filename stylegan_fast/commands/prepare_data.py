@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..train import images as image_ops
 from ..train.data import LABELS_FILE, read_labels
-from ..train.prepare_data import pack, scan
+from ..train.prepare_data import labels_from_folders, pack, scan
 from ..train.sources import open_source
 
 HELP = "check a folder of images and pack it into a zip"
@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "source if present; 'none' to drop labels",
     )
     parser.add_argument(
+        "--labels-from-folders",
+        action="store_true",
+        help="label each image by its top-level sub-folder (sorted folder names -> 0, 1, ...; "
+        'the mapping is written to dataset.json as "classes")',
+    )
+    parser.add_argument(
         "--skip-bad", action="store_true", help="pack without unusable files instead of failing"
     )
     parser.add_argument("--max-images", type=int, help="use only the first N images (by path)")
@@ -52,8 +58,15 @@ def run(args: argparse.Namespace) -> int:
     for line in report.lines():
         print(f"  {line}")
 
-    labels = None
-    if args.labels != "none":
+    if not report.good:
+        raise ValueError(f"{args.source}: no usable PNG/JPEG images")
+    labels = classes = None
+    if args.labels_from_folders:
+        if args.labels is not None:
+            raise ValueError("--labels-from-folders: give it or --labels, not both")
+        labels, classes = labels_from_folders(report.good)
+        print(f"  labels: {len(classes)} classes from folders ({', '.join(classes)})")
+    elif args.labels != "none":
         if args.labels is not None:
             if not Path(args.labels).is_file():
                 raise ValueError(f"--labels: {args.labels} does not exist")
@@ -68,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
                 labels = parsed[0].tolist()
                 print(f"  labels: {parsed[1]} classes")
 
-    if not report.good:
-        raise ValueError(f"{args.source}: no usable PNG/JPEG images")
     if args.dest is None:
         return 1 if report.bad else 0
     if report.bad and not args.skip_bad:
@@ -77,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(report.bad)} unusable files (first: {report.bad[0][0]}); fix or remove "
             "them, or pass --skip-bad"
         )
-    pack(source, report.good, args.dest, args.resolution, args.channels, labels)
+    pack(source, report.good, args.dest, args.resolution, args.channels, labels, classes)
     with zipfile.ZipFile(args.dest) as archive:
         count = sum(1 for name in archive.namelist() if image_ops.is_image_file(name))
     print(

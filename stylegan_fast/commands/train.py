@@ -6,6 +6,12 @@ is the global batch, split over the ranks. On CPU the ranks use gloo.
 
 The defaults are the main job's: the ``tiny`` preset on the bundled 100 faces, grown 8² ->
 16² -> 32², tuned so a 2-core CPU shows face structure in minutes (see README).
+
+Labels: ``--cond`` trains a class-conditional G and D with ``c_dim`` = the number of classes in
+the data's ``dataset.json`` (or ``--labels FILE``); without it a labelled set trains
+unconditionally (with a notice). ``--metrics fid,kid,pr,ppl`` measures the EMA generator at
+every snapshot (:class:`stylegan_fast.metrics.snapshot.SnapshotMetrics`) into
+``metrics.jsonl`` and keeps ``best.safetensors`` (lowest FID).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from ..metrics.precision_recall import K_NEAREST
+from ..metrics.snapshot import FEATURE_METRICS, SnapshotMetrics, parse_metric_names
 from ..models import Discriminator, Generator, preset_configs
 from ..pretrained.finetune import init_networks
 from ..tools.figures import write_figures
@@ -25,6 +33,7 @@ from ..train.checkpoint import IMPORTED_KEY, load_checkpoint
 from ..train.config import PRECISIONS, TrainingConfig
 from ..train.data import open_dataset
 from ..train.loop import Trainer
+from . import _arguments
 
 HELP = "train a preset on images or the bundled faces"
 
@@ -39,6 +48,9 @@ MAIN_JOB = dict(
     lod_kimg=1.5,
     snap=2.0,
 )
+# Images per snapshot metric: enough to rank snapshots of a short run, few enough that a CPU
+# run spends minutes, not hours, on them (the papers' 50k are for the final numbers).
+DEFAULT_METRICS_NUM = 1000
 # The bundled faces are greyscale: a 3-channel model on them meets a discriminator that tells
 # fakes by colour alone (measured: fake logits at -8..-10 from the first kimg of the runs tried).
 BUNDLED_CHANNELS = 1
@@ -142,6 +154,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", default="logistic", choices=("logistic", "wgan-gp"))
     parser.add_argument("--workers", type=int, default=0, help="data loader processes")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    labels = parser.add_argument_group("labels")
+    labels.add_argument(
+        "--cond",
+        action="store_true",
+        help="class-conditional G and D (c_dim = the number of classes in the data's "
+        "dataset.json or --labels); without it labels are ignored",
+    )
+    labels.add_argument(
+        "--labels",
+        metavar="FILE",
+        help='with --cond: labels from this JSON file ({"labels": [[path, int], ...]}) '
+        "instead of the data's dataset.json",
+    )
+    metrics = parser.add_argument_group("metrics at every snapshot (of the EMA generator)")
+    metrics.add_argument(
+        "--metrics",
+        metavar="LIST",
+        help="comma-separated: fid, kid, pr (precision and recall, k=3), ppl (W, end points); "
+        "appended to metrics.jsonl; best.safetensors keeps the lowest FID",
+    )
+    metrics.add_argument(
+        "--metrics-num",
+        type=int,
+        default=DEFAULT_METRICS_NUM,
+        metavar="N",
+        help=f"generated images (and cap on real ones) per metric; PPL: paths (default "
+        f"{DEFAULT_METRICS_NUM}; the papers' 50000)",
+    )
+    _arguments.add_metric_network_arguments(metrics)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -171,6 +212,82 @@ def _check(args: argparse.Namespace) -> None:
             raise ValueError("--init fine-tunes at the file's fixed resolution; drop --progressive")
     if args.freeze_d < 0:
         raise ValueError(f"--freeze-d must be >= 0, got {args.freeze_d}")
+    if args.labels is not None:
+        if not args.cond:
+            raise ValueError("--labels: labels are used only with --cond")
+        _arguments.check_file("labels", args.labels)
+    if args.cond and args.data is None:
+        raise ValueError("--cond: the bundled faces have no labels; give --data with labels")
+    _check_metrics(args)
+
+
+def _check_metrics(args: argparse.Namespace) -> list[str]:
+    """The ``--metrics`` names; ValueError naming the option for what they need and lack."""
+    if args.metrics is None:
+        for option in ("feature_net", "distance_net"):
+            if getattr(args, option) is not None:
+                name = option.replace("_", "-")
+                raise ValueError(f"--{name}: used only with --metrics")
+        return []
+    names = parse_metric_names(args.metrics)
+    feature_metrics = [name for name in names if name in FEATURE_METRICS]
+    if feature_metrics and args.feature_net is None:
+        raise ValueError(
+            f"--feature-net: --metrics {','.join(feature_metrics)} needs a feature network file"
+        )
+    if "ppl" in names and args.distance_net is None:
+        raise ValueError("--distance-net: --metrics ppl needs a perceptual distance file")
+    # PR's k-NN radii need more than k points in each set.
+    minimum = K_NEAREST + 1 if "pr" in names else 2
+    _arguments.positive("metrics-num", args.metrics_num, minimum)
+    _arguments.check_file("feature-net", args.feature_net)
+    _arguments.check_file("distance-net", args.distance_net)
+    return names
+
+
+def _open_data(args: argparse.Namespace, resolution: int, channels: int):
+    """The training set, labelled for ``--cond`` (ValueError if it has no labels), else with
+    its labels dropped (and a one-line notice that they were)."""
+    if args.data is None:
+        return open_dataset(None, resolution, channels, xflip=args.mirror)
+    dataset = open_dataset(args.data, resolution, channels, xflip=args.mirror, labels=args.labels)
+    if args.cond and dataset.label_dim == 0:
+        raise ValueError(
+            f"--cond: {args.data} has no labels (no dataset.json, or its labels are null); "
+            "give them with --labels FILE"
+        )
+    if not args.cond and dataset.label_dim:
+        distributed.print0(
+            f"note: {args.data} has {dataset.label_dim} label classes; training "
+            "unconditionally (add --cond to condition G and D on them)"
+        )
+        dataset.drop_labels()
+    return dataset
+
+
+def _snapshot_metrics(args, dataset, outdir: str, device) -> SnapshotMetrics | None:
+    """``--metrics`` as the trainer's snapshot hook; the networks are loaded here, before
+    training, so a bad file stops the run at once."""
+    names = _check_metrics(args)
+    if not names:
+        return None
+    feature_net = distance_net = None
+    if any(name in FEATURE_METRICS for name in names):
+        feature_net = _arguments.load_feature_net(args, device)
+    if "ppl" in names:
+        distance_net = _arguments.load_distance_net(args.distance_net, device)
+    return SnapshotMetrics(
+        names,
+        args.metrics_num,
+        feature_net=feature_net,
+        data=dataset,
+        distance_net=distance_net,
+        seed=args.seed,
+        # In the run folder: the real statistics are computed at the first snapshot and
+        # read back at the others (and after a resume into the same folder).
+        cache_dir=Path(outdir) / "metrics-cache",
+        data_key=repr(dataset),
+    )
 
 
 def _imported(path: str) -> bool:
@@ -179,41 +296,58 @@ def _imported(path: str) -> bool:
     return IMPORTED_KEY in load_checkpoint(path)
 
 
-def _networks(args: argparse.Namespace, channels: int | None):
-    """``(G, D, G_ema or None)`` for the run: from ``--init`` (weights only) or new from the
-    preset."""
-    if args.init is None:
-        g_config, d_config = preset_configs(
-            args.preset or "tiny",
-            progressive=args.progressive is not False,
-            img_channels=channels or (3 if args.data else BUNDLED_CHANNELS),
-        )
-        return Generator(g_config, impl=args.impl), Discriminator(d_config, impl=args.impl), None
+def _init_networks(args: argparse.Namespace):
+    """``(G, D, G_ema)`` from ``--init`` (weights only, the file's fixed resolution), fitted to
+    ``--preset``/``--channels`` when given."""
     g_config = d_config = None
     if args.preset is not None:
         g_config, d_config = preset_configs(args.preset, progressive=False)
-        if channels is not None:
-            g_config = g_config.replace(img_channels=channels)
-            d_config = d_config.replace(img_channels=channels)
+        if args.channels is not None:
+            g_config = g_config.replace(img_channels=args.channels)
+            d_config = d_config.replace(img_channels=args.channels)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         networks = init_networks(args.init, impl=args.impl, g_config=g_config, d_config=d_config)
     for warning in caught:  # e.g. no discriminator in the file: one line, not a traceback
         distributed.print0(f"note: {warning.message}")
     G = networks["G"]
-    if channels is not None and channels != G.img_channels:
+    if args.channels is not None and args.channels != G.img_channels:
         raise ValueError(
-            f"--channels: {args.init} makes {G.img_channels}-channel images, not {channels}"
+            f"--channels: {args.init} makes {G.img_channels}-channel images, not {args.channels}"
         )
     return G, networks["D"], networks["G_ema"]
+
+
+def _networks_and_data(args: argparse.Namespace):
+    """``(G, D, G_ema or None, dataset)``: new networks from the preset, conditional on the
+    data's classes with ``--cond``; or ``--init``'s, whose label count the data must match."""
+    if args.init is not None:
+        G, D, G_ema = _init_networks(args)
+        # The images are read (cropped, resized) at the network's resolution and channels.
+        dataset = _open_data(args, G.resolution, G.img_channels)
+        if dataset.label_dim != G.c_dim:
+            raise ValueError(
+                f"--init: {args.init} takes {G.c_dim} label classes but the data gives "
+                f"{dataset.label_dim} (--cond trains on the data's labels)"
+            )
+        return G, D, G_ema, dataset
+    channels = args.channels or (3 if args.data else BUNDLED_CHANNELS)
+    g_config, d_config = preset_configs(
+        args.preset or "tiny", progressive=args.progressive is not False, img_channels=channels
+    )
+    dataset = _open_data(args, g_config.resolution, channels)
+    if dataset.label_dim:  # --cond: G and D take one-hot labels of the data's classes
+        g_config = g_config.replace(c_dim=dataset.label_dim)
+        d_config = d_config.replace(c_dim=dataset.label_dim)
+    G = Generator.from_config(g_config, impl=args.impl)
+    D = Discriminator.from_config(d_config, impl=args.impl)
+    return G, D, None, dataset
 
 
 def build_trainer(args: argparse.Namespace, context: distributed.DistributedContext) -> Trainer:
     # Same seed, same initial weights on every rank (Trainer broadcasts rank 0's anyway).
     torch.manual_seed(args.seed)
-    G, D, G_ema = _networks(args, args.channels)
-    # The images are read (cropped, resized) at the network's resolution and channels.
-    dataset = open_dataset(args.data, G.resolution, G.img_channels, xflip=args.mirror)
+    G, D, G_ema, dataset = _networks_and_data(args)
     config = TrainingConfig(
         total_kimg=args.kimg,
         batch_size=args.batch,
@@ -239,6 +373,7 @@ def build_trainer(args: argparse.Namespace, context: distributed.DistributedCont
     return Trainer(
         G, D, dataset, config, args.outdir, context, G_ema=G_ema,
         show_progress=not args.no_progress,
+        snapshot_metrics=_snapshot_metrics(args, dataset, args.outdir, context.device),
     )  # fmt: skip
 
 
@@ -261,9 +396,10 @@ def run(args: argparse.Namespace) -> int:
         trainer = build_trainer(args, context)
         if args.resume:
             trainer.resume(args.resume)
+        conditional = f", {trainer.G.c_dim} classes" if trainer.G.c_dim else ""
         distributed.print0(
-            f"training {args.init or args.preset or 'tiny'} on {trainer.dataset!r} for "
-            f"{args.kimg} kimg "
+            f"training {args.init or args.preset or 'tiny'}{conditional} on {trainer.dataset!r} "
+            f"for {args.kimg} kimg "
             f"(batch {args.batch}, {context.world_size} process(es), {context.device}) "
             f"-> {args.outdir}"
         )

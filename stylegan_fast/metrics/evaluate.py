@@ -1,28 +1,31 @@
-"""``evaluate(metric, G, ...)``: one named metric of a generator, as the ``metrics`` command
-will call it. Names follow the StyleGAN papers' code: ``fid50k``, ``fid10k``, ``kid50k``,
-``ppl_w``, ``ppl_z`` (full paths), and ``ppl_{w,z}{full,end}`` spelled out."""
+"""``evaluate(metric, G, ...)``: one named metric of a generator, as the ``metrics``
+command will call it. Names follow the StyleGAN papers' code: ``fid50k``, ``fid10k``,
+``kid50k``, ``pr50k3`` (precision and recall, k = 3), ``ppl_w``, ``ppl_z`` (full paths), and
+``ppl_{w,z}{full,end}`` spelled out."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from . import kid, ppl, sources
+from ..models.synthesis import noise_seed
+from . import kid, ppl, precision_recall, sources
 from .features import FeatureNet, load_feature_net
 from .fid import _real_and_generated, frechet_distance
 
-__all__ = ["METRICS", "MetricSpec", "evaluate", "generator_images"]
+__all__ = ["METRICS", "MetricSpec", "evaluate", "evaluate_many", "generator_images"]
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricSpec:
-    """``kind``: fid, kid or ppl; ``num``: generated images (fid, kid; real images are capped
-    at the same count) or paths (ppl); ``space``/``sampling``: PPL's."""
+    """``kind``: fid, kid, pr (precision and recall) or ppl; ``num``: generated images (fid,
+    kid, pr; real images are capped at the same count) or paths (ppl);
+    ``space``/``sampling``: PPL's."""
 
     kind: str
     num: int
@@ -35,6 +38,9 @@ METRICS: dict[str, MetricSpec] = {
     "fid50k": MetricSpec("fid", 50_000, "FID, 50k generated vs up to 50k real images"),
     "fid10k": MetricSpec("fid", 10_000, "FID, 10k generated vs up to 10k real images"),
     "kid50k": MetricSpec("kid", 50_000, "KID, 50k generated vs up to 50k real images"),
+    "pr50k3": MetricSpec(
+        "pr", 50_000, "precision and recall (k=3 NN), 50k generated vs up to 50k real images"
+    ),
     "ppl_w": MetricSpec("ppl", 100_000, "PPL in W, full paths", "w", "full"),
     "ppl_z": MetricSpec("ppl", 100_000, "PPL in Z, full paths", "z", "full"),
     "ppl_wfull": MetricSpec("ppl", 100_000, "PPL in W, full paths", "w", "full"),
@@ -53,9 +59,17 @@ def generator_images(
     """``generate(batch) -> [batch, 3, R, R]``: images of ``G(z, c, truncation_psi=...,
     noise_mode=...)`` without gradients, ``z ~ N(0, I)`` drawn from a CPU generator seeded with
     ``seed`` in fixed blocks (so the latents depend on neither the device nor the batch size),
-    then cast to G's device and dtype; for a conditional G, uniform one-hot labels."""
+    then cast to G's device and dtype; for a conditional G, uniform one-hot labels.
+
+    With ``noise_mode="random"`` the synthesis noise comes from a generator on G's device
+    seeded with :func:`noise_seed` ``(seed)``, passed as ``G(..., generator=...)``: the same
+    seed, device and batch size give the same images (torch's global generators are not
+    used)."""
     rng = torch.Generator().manual_seed(seed)
     device, dtype = sources.model_device_dtype(G)
+    noise = {}
+    if noise_mode == "random":
+        noise["generator"] = torch.Generator(device).manual_seed(noise_seed(seed))
     c_dim = int(getattr(G, "c_dim", 0) or 0)
 
     def draw_block(size):
@@ -68,7 +82,13 @@ def generator_images(
         z, labels = draws.take(batch)
         c = F.one_hot(labels, c_dim).to(device, dtype) if c_dim > 0 else None
         with torch.no_grad():
-            return G(z.to(device, dtype), c, truncation_psi=truncation_psi, noise_mode=noise_mode)
+            return G(
+                z.to(device, dtype),
+                c,
+                truncation_psi=truncation_psi,
+                noise_mode=noise_mode,
+                **noise,
+            )
 
     return generate
 
@@ -78,8 +98,15 @@ def _check_positive(name: str, value) -> None:
         raise ValueError(f"{name} must be None or an int >= 2, got {value!r}")
 
 
-def evaluate(
-    metric: str,
+def evaluate(metric: str, G, *args, **options) -> dict:
+    """Computes ``metric`` (a key of :data:`METRICS`) for the generator ``G``:
+    ``evaluate_many([metric], G, ...)[metric]`` (see :func:`evaluate_many` for the other
+    arguments, ``feature_net, data, distance_net, num, ...``, and the result)."""
+    return evaluate_many([metric], G, *args, **options)[metric]
+
+
+def evaluate_many(
+    metrics: Sequence[str],
     G,
     feature_net: FeatureNet | torch.nn.Module | Callable | str | os.PathLike | None = None,
     data=None,
@@ -99,43 +126,61 @@ def evaluate(
     kid_subset_size: int = 1000,
     num_workers: int = 0,
     progress: bool = False,
-) -> dict:
-    """Computes ``metric`` (a key of :data:`METRICS`) for the generator ``G``.
+) -> dict[str, dict]:
+    """Computes each of ``metrics`` (keys of :data:`METRICS`) for the generator ``G``.
+
+    The feature metrics (FID, KID, PR) that draw the same numbers of images share one pass:
+    the images are generated and embedded once (and the real statistics read once), so
+    ``["fid50k", "kid50k", "pr50k3"]`` costs about what one of them does.
 
     Args:
-        metric: ``fid50k``, ``fid10k``, ``kid50k``, ``ppl_w``, ``ppl_z`` (or
-            ``ppl_wfull``, ``ppl_wend``, ``ppl_zfull``, ``ppl_zend``).
+        metrics: from ``fid50k``, ``fid10k``, ``kid50k``, ``pr50k3``, ``ppl_w``, ``ppl_z``
+            (or ``ppl_wfull``, ``ppl_wend``, ``ppl_zfull``, ``ppl_zend``).
         G: a generator following the models contract (``G(z, c, truncation_psi=...,
             noise_mode=...)``, ``G.mapping``, ``G.synthesis``, ``G.z_dim``, ``G.c_dim``,
-            ``G.resolution``).
-        feature_net: FID/KID: see :func:`stylegan_fast.metrics.features.load_feature_net`.
-        data: FID/KID: the real images (see :func:`stylegan_fast.metrics.sources.real_batches`),
+            ``G.resolution``); with random noise, ``G(...)`` and ``G.synthesis(...)`` also
+            take ``generator=`` (a torch.Generator of G's device, seeded from ``seed``).
+        feature_net: FID/KID/PR: see :func:`stylegan_fast.metrics.features.load_feature_net`.
+        data: FID/KID/PR: the real images (see :func:`stylegan_fast.metrics.sources.real_batches`),
             at ``G.resolution``.
         distance_net: PPL: ``d(img0, img1) -> [N]`` (LPIPS-like).
-        num: override the metric's count of generated images or paths (for quick checks;
+        num: override the metrics' count of generated images or paths (for quick checks;
             the result then is not the named metric, and says so in ``num``).
-        num_real: override the cap on real images (FID/KID).
+        num_real: override the cap on real images (FID/KID/PR).
         batch_size: images per generator/feature call (default 64; PPL: 16 paths).
-        seed: seeds the latents (and KID's subsets).
+        seed: seeds the latents, the random noise (see :func:`generator_images`) and KID's
+            subsets.
         cache_dir, data_key: the real-statistics cache (see ``real_feature_statistics``).
         truncation_psi: the papers measure at 1 (no truncation).
-        noise_mode: default ``"random"`` for FID/KID and ``"const"`` for PPL.
+        noise_mode: default ``"random"`` for FID/KID/PR and ``"const"`` for PPL.
         crop, max_distance_resolution, distance_input_range: PPL's (see ``path_distances``).
         kid_subsets, kid_subset_size: KID's subsets (defaults 100 x 1000).
 
     Returns:
-        ``{"metric", "value", "seconds", ...}`` plus, for FID/KID, ``num_gen``, ``num_real``,
-        ``cache_hit`` (and ``std`` for KID); for PPL, ``num_samples``, ``space``,
-        ``sampling``, ``epsilon``, ``crop``.
+        ``{metric: result}`` in the order given; a result is ``{"metric", "value",
+        "seconds", ...}`` plus, for FID/KID/PR, ``num_gen``, ``num_real``, ``cache_hit``
+        (and ``std`` for KID; for PR ``value`` is the precision, and ``precision``,
+        ``recall`` are given by name); for PPL, ``num_samples``, ``space``, ``sampling``,
+        ``epsilon``, ``crop``. A feature metric's ``seconds`` include the pass it shares.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-    spec = METRICS[metric]
+    if isinstance(metrics, str) or not metrics:
+        raise TypeError(f"metrics must be a non-empty list of metric names, got {metrics!r}")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
     _check_positive("num", num)
     _check_positive("num_real", num_real)
-    count = num if num is not None else spec.num
-    started = time.perf_counter()
-    if spec.kind == "ppl":
+    results = {}
+    # Feature metrics grouped by (generated, real) counts: one pass per group.
+    groups: dict[tuple[int, int], list[str]] = {}
+    for metric in metrics:
+        spec = METRICS[metric]
+        count = num if num is not None else spec.num
+        if spec.kind != "ppl":
+            real_count = num_real if num_real is not None else spec.num
+            groups.setdefault((count, real_count), []).append(metric)
+            continue
+        started = time.perf_counter()
         if distance_net is None:
             raise ValueError(f"{metric} needs distance_net, a perceptual distance d(a, b) -> [N]")
         result = ppl.perceptual_path_length(
@@ -153,7 +198,7 @@ def evaluate(
             distance_input_range=distance_input_range,
             progress=progress,
         )
-        return {
+        results[metric] = {
             "metric": metric,
             "value": result.value,
             "num_samples": count,
@@ -164,34 +209,46 @@ def evaluate(
             "seconds": time.perf_counter() - started,
         }
 
-    if feature_net is None or data is None:
-        raise ValueError(f"{metric} needs feature_net (e.g. an Inception file) and data")
-    feature_net = load_feature_net(feature_net, batch_size=batch_size or 64)
-    real, generated = _real_and_generated(
-        generator_images(G, seed, truncation_psi, noise_mode or "random"),
-        data,
-        feature_net,
-        count,
-        num_real if num_real is not None else spec.num,
-        keep_features=spec.kind == "kid",
-        image_size=getattr(G, "resolution", None),
-        cache_dir=cache_dir,
-        data_key=data_key,
-        batch_size=feature_net.batch_size,
-        num_workers=num_workers,
-        progress=progress,
-    )
-    out = {"metric": metric}
-    if spec.kind == "fid":
-        out["value"] = frechet_distance(real.mu, real.sigma, generated.mu, generated.sigma)
-    else:
-        out["value"], out["std"] = kid.kernel_inception_distance(
-            real.features, generated.features, kid_subsets, kid_subset_size, seed
+    for (count, real_count), names in groups.items():
+        started = time.perf_counter()
+        if feature_net is None or data is None:
+            raise ValueError(f"{names[0]} needs feature_net (e.g. an Inception file) and data")
+        net = load_feature_net(feature_net, batch_size=batch_size or 64)
+        real, generated = _real_and_generated(
+            generator_images(G, seed, truncation_psi, noise_mode or "random"),
+            data,
+            net,
+            count,
+            real_count,
+            keep_features=any(METRICS[name].kind in ("kid", "pr") for name in names),
+            image_size=getattr(G, "resolution", None),
+            cache_dir=cache_dir,
+            data_key=data_key,
+            batch_size=net.batch_size,
+            num_workers=num_workers,
+            progress=progress,
         )
-    out.update(
-        num_gen=count,
-        num_real=real.num,
-        cache_hit=real.cache_hit,
-        seconds=time.perf_counter() - started,
-    )
-    return out
+        shared = time.perf_counter() - started
+        for name in names:
+            started = time.perf_counter()
+            out = {"metric": name}
+            kind = METRICS[name].kind
+            if kind == "fid":
+                out["value"] = frechet_distance(real.mu, real.sigma, generated.mu, generated.sigma)
+            elif kind == "kid":
+                out["value"], out["std"] = kid.kernel_inception_distance(
+                    real.features, generated.features, kid_subsets, kid_subset_size, seed
+                )
+            else:
+                out["precision"], out["recall"] = precision_recall.precision_recall(
+                    real.features, generated.features
+                )
+                out["value"] = out["precision"]
+            out.update(
+                num_gen=count,
+                num_real=real.num,
+                cache_hit=real.cache_hit,
+                seconds=shared + time.perf_counter() - started,
+            )
+            results[name] = out
+    return {metric: results[metric] for metric in metrics}

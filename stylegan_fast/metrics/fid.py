@@ -184,7 +184,7 @@ def real_feature_statistics(
         cache_dir: where the ``.npz`` entries live; None: no caching. An entry is keyed by the
             data's fingerprint (``data_key``, or see :func:`sources.data_fingerprint`), the
             feature network and its preprocessing, the image count and resolution, and
-            ``keep_features``.
+            ``keep_features`` (an entry with the features also serves a call without).
         data_key: a string naming the data (e.g. a dataset path plus a version), used instead
             of fingerprinting it; the caller answers for it changing when the data do.
     """
@@ -214,7 +214,12 @@ def real_feature_statistics(
             "resolution": list(side),
             "keep_features": keep_features,
         }
+        found = key
         stored = cache.load_cached(cache_dir, key)
+        if stored is None and not keep_features:
+            # An entry that kept the features (KID's, PR's) holds the same mean and covariance.
+            found = {**key, "keep_features": True}
+            stored = cache.load_cached(cache_dir, found)
         if stored is not None:
             return FeatureStatistics(
                 mu=stored["mu"],
@@ -222,7 +227,7 @@ def real_feature_statistics(
                 num=int(stored["num"]),
                 features=stored["features"] if keep_features else None,
                 cache_hit=True,
-                cache_path=cache.cache_file(cache_dir, key),
+                cache_path=cache.cache_file(cache_dir, found),
             )
     batches = sources.real_batches(data, num, batch_size, num_workers)
     running = _accumulate(feature_net, batches, keep_features, expected, progress)

@@ -17,7 +17,7 @@ import torch
 from . import sources
 from .features import FeatureNet
 from .fid import _real_and_generated
-from .statistics import as_features
+from .statistics import as_feature_pair, as_features
 
 __all__ = ["compute_kid", "kernel_inception_distance", "polynomial_mmd2"]
 
@@ -62,13 +62,12 @@ def kernel_inception_distance(
         ``(kid, std)``: ``kid`` is an unbiased estimate of MMD² (it can be slightly negative
         when the distributions match); ``std`` is the spread over subsets (ddof 0).
     """
-    real = as_features(real_features, "real_features")
-    gen = as_features(generated_features, "generated_features")
-    if real.shape[1] != gen.shape[1]:
-        raise ValueError(
-            f"kernel_inception_distance: real and generated features have different "
-            f"dimensions ({real.shape[1]} and {gen.shape[1]}); one feature network for both"
-        )
+    real, gen = as_feature_pair(
+        real_features,
+        generated_features,
+        ("real_features", "generated_features"),
+        "kernel_inception_distance",
+    )
     for name, value in (("num_subsets", num_subsets), ("subset_size", subset_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.synthesis import noise_seed
 from . import sources
 
 __all__ = [
@@ -131,6 +132,7 @@ def path_distances(
     truncation_psi: float = 1.0,
     max_distance_resolution: int | None = 256,
     distance_input_range: tuple[float, float] = (-1.0, 1.0),
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The PPL samples ``d(G(interp(t)), G(interp(t + epsilon))) / epsilon^2`` of given paths.
 
@@ -153,6 +155,8 @@ def path_distances(
             integer factor first (the official 256 for LPIPS-VGG); None: never.
         distance_input_range: what ``distance_fn`` takes for black..white: ``(-1, 1)`` for
             richzhang's LPIPS, ``(0, 255)`` for NVlabs' VGG16 TorchScript.
+        generator: ``noise_mode="random"``: the generator (of G's device) the noise is drawn
+            from, passed as ``G.synthesis(..., generator=...)``; None: torch's default.
 
     Returns:
         ``[N]`` float64 samples on the CPU.
@@ -183,7 +187,8 @@ def path_distances(
             w01 = G.mapping(torch.cat([z0, z1]), c01, **mapping_kwargs)
             w0, w1 = w01[:n], w01[n:]
             w_ends = torch.cat([lerp(w0, w1, t), lerp(w0, w1, t + epsilon)])
-        images = G.synthesis(w_ends, noise_mode=noise_mode)
+        noise = {"generator": generator} if noise_mode == "random" and generator else {}
+        images = G.synthesis(w_ends, noise_mode=noise_mode, **noise)
         images = _downsample_to(crop_images(images, crop), max_distance_resolution)
         images = (images + 1.0) * ((hi - lo) / 2.0) + lo
         distance = distance_fn(images[:n], images[n:])
@@ -243,7 +248,9 @@ def perceptual_path_length(
     steps stay on the path; by the symmetry of ``z0, z1`` both have the distribution of the
     official code's ``t = 0``). Labels of a conditional G (``G.c_dim > 0``) are uniform
     one-hot, one per path. Draws come from a CPU ``torch.Generator`` seeded with ``seed`` in
-    fixed blocks, so a run is reproducible on any device and with any ``batch_size``. Other
+    fixed blocks, so a run is reproducible on any device and with any ``batch_size``; random
+    noise (``noise_mode="random"``) from a generator on G's device seeded with
+    ``noise_seed(seed)`` (reproducible for one device and batch size). Other
     arguments: see :func:`path_distances`.
     """
     if sampling not in SAMPLINGS:
@@ -259,6 +266,7 @@ def perceptual_path_length(
     device, dtype = sources.model_device_dtype(G)
     c_dim = int(getattr(G, "c_dim", 0) or 0)
     rng = torch.Generator().manual_seed(seed)
+    noise_generator = torch.Generator(device).manual_seed(noise_seed(seed))
 
     def draw_block(size):
         z = torch.randn([size, 2, G.z_dim], generator=rng, dtype=torch.float64)
@@ -291,6 +299,7 @@ def perceptual_path_length(
                     truncation_psi=truncation_psi,
                     max_distance_resolution=max_distance_resolution,
                     distance_input_range=distance_input_range,
+                    generator=noise_generator,
                 )
             )
             bar.update(n)

@@ -22,6 +22,20 @@ def as_features(features, name: str = "features") -> np.ndarray:
     return features
 
 
+def as_feature_pair(
+    first, second, names: tuple[str, str], what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`as_features` of two sets that must come from one feature network: ValueError
+    (prefixed ``what``) when their dimensions differ."""
+    first, second = as_features(first, names[0]), as_features(second, names[1])
+    if first.shape[1] != second.shape[1]:
+        raise ValueError(
+            f"{what}: {names[0]} and {names[1]} have different dimensions ({first.shape[1]} "
+            f"and {second.shape[1]}); one feature network for both"
+        )
+    return first, second
+
+
 class RunningStatistics:
     """Streamed mean and unbiased covariance of ``[N, D]`` features, in float64.
 

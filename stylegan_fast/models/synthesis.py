@@ -14,6 +14,13 @@ from .progressive import LodMixin
 NOISE_MODES = ("random", "const", "none")
 
 
+def noise_seed(seed: int) -> int:
+    """The seed of the random synthesis noise that goes with latent seed ``seed`` (for the
+    generation tools and the metrics): offset by 2**32, so noise and latent draws are
+    independent streams whatever the seed in ``[0, 2**32)``."""
+    return int(seed) + 2**32
+
+
 class SynthesisLayer(FusedModule):
     """One StyleGAN1 synthesis layer: [x2 upsample +] 3x3 conv [+ blur] + layer epilogue.
 

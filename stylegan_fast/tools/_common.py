@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..models.synthesis import noise_seed
+
 # train.images is the one part of train that tools may import (see the package docstring):
 # the training data's pixel convention, which figures must invert exactly.
 from ..train.images import float_to_uint8
@@ -30,14 +32,13 @@ def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:
 
 
 def noise_for_seed(G, seed: int, batch: int = 1) -> list[torch.Tensor] | None:
-    """Per-layer noise images ``[batch, 1, R, R]`` (one entry per w layer) drawn on the CPU
-    from ``seed`` (a generator separate from the latent's: it is seeded with ``seed`` and
-    offset by 2**32), or None when ``G`` has no noise inputs. Passing these as
-    ``synthesis(w, noise=...)`` makes ``noise_mode="random"`` reproducible per seed,
-    whatever the batch or device."""
+    """Per-layer noise images ``[batch, 1, R, R]`` (one entry per w layer) drawn on the CPU from
+    ``seed`` (a generator separate from the latent's, seeded with ``noise_seed(seed)``), or None
+    when ``G`` has no noise inputs. Passing these as ``synthesis(w, noise=...)`` makes
+    ``noise_mode="random"`` reproducible per seed, whatever the batch or device."""
     if not getattr(G.synthesis, "use_noise", True):
         return None
-    rng = torch.Generator().manual_seed(int(seed) + 2**32)
+    rng = torch.Generator().manual_seed(noise_seed(seed))
     return [
         torch.randn([batch, 1, 2 ** (i // 2 + 2), 2 ** (i // 2 + 2)], generator=rng)
         for i in range(G.num_ws)

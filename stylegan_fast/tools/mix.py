@@ -103,16 +103,18 @@ def stylemix_figure(
     col_seeds: Sequence[int],
     bands: Sequence[str] = ("coarse", "middle", "fine"),
     truncation_psi: float = 1.0,
+    class_idx: int | None = None,
 ) -> np.ndarray:
     """The paper's Fig. 3 with one block of rows per style band: the column images along the
     top, then for each band the row images and their mixes with that band copied from the
-    columns. ``uint8 [(1 + len(bands) * R) * H, (K + 1) * W, C]``."""
+    columns (all of class ``class_idx`` for a conditional ``G``).
+    ``uint8 [(1 + len(bands) * R) * H, (K + 1) * W, C]``."""
     col_px = None
     row_blocks, cell_blocks = [], []
     for band in bands:
         styles = style_bands(G.num_ws)[band]
         row_images, col_images, cells = style_mixing(
-            G, row_seeds, col_seeds, styles, truncation_psi
+            G, row_seeds, col_seeds, styles, truncation_psi, class_idx=class_idx
         )
         row_px, col_px, cell_px = figure_pixels(row_images, col_images, cells)
         row_blocks.append(row_px)

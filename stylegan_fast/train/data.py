@@ -230,6 +230,11 @@ class ImageFolderDataset(_ImageDataset):
         parsed = read_labels(data, self.names, origin)
         return (None, 0) if parsed is None else parsed
 
+    def drop_labels(self) -> None:
+        """Makes the dataset unlabelled (``label_dim = 0``), e.g. to train an unconditional
+        model on a labelled set, without scanning the images again."""
+        self.raw_labels, self.label_dim = None, 0
+
     def load_uint8(self, index: int) -> np.ndarray:
         """Image ``index`` (of ``num_images``, unflipped) as ``uint8 [C, R, R]``."""
         name = self.names[index]

@@ -2,17 +2,21 @@
 mixing, progressive growing, generator EMA, mixed precision, gradient accumulation,
 data-parallel ranks, and periodic stats, sample grids and checkpoints.
 
-Randomness is derived, not carried: every micro-batch draws its latents, style-mixing choices
-and synthesis noise from seeds computed from ``(seed, step, phase, micro-batch index)``. A
-micro-batch index ``m = rank + world_size * round`` names the same real images (items ``m,
-m + M, m + 2M, ...`` of the step's global batch, ``M = world_size * rounds``) however the
-``M`` micro-batches are spread over ranks and accumulation rounds. So a run resumed from a
-checkpoint continues bit-exactly on CPU, and ``W`` ranks with ``R`` rounds each train the same
-model as one process with ``W * R`` rounds (up to the order gradients are summed in).
+Randomness is derived, not carried: every micro-batch draws its latents, style-mixing choices and
+synthesis noise from generators of its own (never torch's global ones), seeded from ``(seed, step,
+phase, micro-batch index)``. A micro-batch index ``m = rank + world_size * round`` names the same
+real images (items ``m, m + M, m + 2M, ...`` of the step's global batch, ``M = world_size *
+rounds``) however the ``M`` micro-batches are spread over ranks and accumulation rounds. So a run
+resumed from a checkpoint continues bit-exactly on CPU, and ``W`` ranks with ``R`` rounds each train
+the same model as one process with ``W * R`` rounds (up to the order gradients are summed in).
 
 Layout of ``outdir``: ``stats.jsonl``, ``checkpoints/checkpoint-<images>.safetensors``,
 ``samples/reals.png`` and ``samples/fakes-<images>.png``, and ``generator.safetensors`` (the EMA
-generator, exported when the run completes).
+generator, exported when the run completes). With snapshot metrics also ``metrics.jsonl`` (one
+line per snapshot) and ``best.safetensors`` (the EMA generator of the lowest FID so far).
+
+A conditional run's sample grids hold one row per class (the first ``MAX_CLASS_ROWS``
+classes), each column one latent: the reals' grid, the first images of each class.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +42,12 @@ from .freeze import frozen_d_parameters
 from .losses import StyleGANLoss, lazy_regularization_adam
 from .progressive import ProgressiveSchedule, fade_reals, learning_rate
 from .rng import capture_rng_state
-from .stats import ProgressBar, RunningMeans, StatsWriter, save_image_grid
+from .stats import ProgressBar, RunningMeans, StatsWriter, read_stats, save_image_grid
 
 _PHASE_D, _PHASE_G = 0, 1
+METRICS_FILE = "metrics.jsonl"
+BEST_FILE = "best.safetensors"
+MAX_CLASS_ROWS = 32  # rows of a conditional run's sample grid (one class each)
 
 
 def _derived_seeds(*key: int) -> tuple[int, int]:
@@ -70,6 +77,10 @@ class Trainer:
         G_ema: the averaged generator (default: a copy of ``G``).
         style_mix_fn: see :class:`losses.StyleGANLoss`.
         show_progress: show the tqdm bar (rank 0).
+        snapshot_metrics: ``metrics(G_ema) -> {name: number}``, run on rank 0 at every
+            checkpoint (e.g. :class:`stylegan_fast.metrics.snapshot.SnapshotMetrics`); its
+            values go to ``metrics.jsonl`` and TensorBoard, and a lower ``fid`` than any before
+            exports ``best.safetensors``.
     """
 
     def __init__(
@@ -83,6 +94,7 @@ class Trainer:
         G_ema: torch.nn.Module | None = None,
         style_mix_fn: Callable | None = None,
         show_progress: bool = True,
+        snapshot_metrics: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
     ):
         self.config = config
         self.context = context or distributed.DistributedContext(0, 1, 0, torch.device("cpu"), None)
@@ -103,6 +115,9 @@ class Trainer:
 
         device = self.context.device
         self.device = device
+        # The synthesis noise's generator (reseeded per micro-batch, see _seed_draws): on the
+        # device, since the noise op draws on the images' device.
+        self._noise_generator = torch.Generator(device)
         self.G = G.to(device).train()
         self.D = D.to(device).train()
         self.G_ema = (G_ema if G_ema is not None else copy.deepcopy(G)).to(device).eval()
@@ -181,8 +196,28 @@ class Trainer:
         self._progress: ProgressBar | None = None
         grid_generator = torch.Generator().manual_seed(config.seed)
         cols, rows = config.sample_grid
-        self._grid_z = torch.randn(cols * rows, G.z_dim, generator=grid_generator)
+        if self.label_dim:
+            # One row per class, one latent per column: a row shows what the class changes.
+            rows = min(self.label_dim, MAX_CLASS_ROWS)
+            self._grid_z = torch.randn(cols, G.z_dim, generator=grid_generator).repeat(rows, 1)
+            self._grid_classes = torch.arange(rows).repeat_interleave(cols)
+        else:
+            self._grid_z = torch.randn(cols * rows, G.z_dim, generator=grid_generator)
+            self._grid_classes = None
+        self.sample_grid = (cols, rows)
         self._last_log = (time.perf_counter(), 0)
+
+        self.snapshot_metrics = snapshot_metrics
+        self._metrics_log = None
+        self._best_fid = None
+        if snapshot_metrics is not None:
+            self._metrics_log = StatsWriter(
+                self.outdir, tensorboard=False, enabled=main, filename=METRICS_FILE
+            )
+            if main and self._metrics_log.path.stat().st_size:
+                # A resumed run in the same folder keeps the best FID its snapshots reached.
+                fids = [r["fid"] for r in read_stats(self._metrics_log.path) if "fid" in r]
+                self._best_fid = min(fids, default=None)
 
     @staticmethod
     def _check_data(G, dataset) -> None:
@@ -231,6 +266,13 @@ class Trainer:
         (seed, step), and the caller's generators are the caller's.
         """
         saved = TrainingConfig.from_dict(state["config"]["train"])
+        saved_classes = int(state["config"]["G"].get("c_dim", 0) or 0)
+        if saved_classes != int(self.G.c_dim):
+            # Caught here: load_state_dict would fail on the mapping's shapes with a traceback.
+            raise ValueError(
+                f"the checkpoint's generator has c_dim {saved_classes} but this run's has "
+                f"{self.G.c_dim}: resume with the labels (and --cond or not) it was trained with"
+            )
         differing = [
             f.name
             for f in dataclasses.fields(TrainingConfig)
@@ -335,16 +377,13 @@ class Trainer:
         for p in self._d_trainable:
             p.requires_grad_(flag)
 
-    def _seed_draws(self, phase: int, micro_batch: int) -> torch.Generator:
-        """Seeds torch's global generators (synthesis noise) and returns a CPU generator for
-        the micro-batch's latents, style mixing and penalties."""
+    def _seed_draws(self, phase: int, micro_batch: int) -> tuple[torch.Generator, torch.Generator]:
+        """``(draws, noise)``: a CPU generator for the micro-batch's latents, style mixing and
+        penalties, and the run's device generator for its synthesis noise, both reseeded from
+        ``(seed, step, phase, micro_batch)``. Torch's global generators are left alone, so
+        nothing else a process draws shifts the run's noise (or the other way round)."""
         draws, noise = _derived_seeds(self.config.seed, self.step, phase, micro_batch)
-        # Not torch.manual_seed: without an initialised CUDA context it queues a CUDA seeding
-        # call with a captured traceback each time (measured ~0.5 ms, ~15 ms per tiny step).
-        torch.default_generator.manual_seed(noise)
-        if self.device.type == "cuda":
-            torch.cuda.manual_seed(noise)
-        return torch.Generator().manual_seed(draws)
+        return torch.Generator().manual_seed(draws), self._noise_generator.manual_seed(noise)
 
     def _autocast(self):
         dtype = PRECISIONS[self.config.precision]
@@ -373,10 +412,10 @@ class Trainer:
         self.D_opt.zero_grad(set_to_none=True)
         regularize = self.loss.is_regularization_step(self.d_steps)
         for j, (real, c) in enumerate(micro):
-            generator = self._seed_draws(_PHASE_D, rank + world * j)
+            generator, noise = self._seed_draws(_PHASE_D, rank + world * j)
             z = torch.randn(real.shape[0], self.G.z_dim, generator=generator).to(self.device)
             with self._autocast():
-                loss, values = self.loss.discriminator_loss(real, c, z, c, generator)
+                loss, values = self.loss.discriminator_loss(real, c, z, c, generator, noise)
             self.scalers["D"].scale(loss / rounds).backward()
             add(values)
             if regularize:  # double backward: eager, full precision
@@ -394,11 +433,11 @@ class Trainer:
         self.G_opt.zero_grad(set_to_none=True)
         latents = []
         for j, (real, c) in enumerate(micro):
-            generator = self._seed_draws(_PHASE_G, rank + world * j)
+            generator, noise = self._seed_draws(_PHASE_G, rank + world * j)
             z = torch.randn(real.shape[0], self.G.z_dim, generator=generator).to(self.device)
             latents.append((z, c))
             with self._autocast():
-                loss, values = self.loss.generator_loss(z, c, generator)
+                loss, values = self.loss.generator_loss(z, c, generator, noise)
             self.scalers["G"].scale(loss / rounds).backward()
             add(values)
         distributed.all_reduce_gradients(self.G.parameters())
@@ -433,30 +472,70 @@ class Trainer:
             for start in range(0, len(self._grid_z), self.batch_gpu):
                 z = self._grid_z[start : start + self.batch_gpu].to(self.device)
                 c = None
-                if self.label_dim:
-                    classes = (
-                        torch.arange(start, start + len(z), device=self.device) % self.label_dim
-                    )
+                if self._grid_classes is not None:
+                    classes = self._grid_classes[start : start + self.batch_gpu]
                     c = torch.nn.functional.one_hot(classes, self.label_dim).float()
+                    c = c.to(self.device)
                 images.append(self.G_ema(z, c, noise_mode="const").float().cpu())
         path = self.outdir / "samples" / (name or f"fakes-{self.images_seen:09d}.png")
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image_grid(torch.cat(images), path, self.config.sample_grid)
+        save_image_grid(torch.cat(images), path, self.sample_grid)
         return path
 
     def save_reals(self) -> Path | None:
         """The first dataset images in the sample grid's layout (rank 0)."""
         if not self.context.is_main:
             return None
-        cols, rows = self.config.sample_grid
-        count = min(cols * rows, len(self.dataset))
-        images = torch.stack([self.dataset[i][0] for i in range(count)])
-        if count < cols * rows:
-            images = torch.cat([images, images.new_zeros(cols * rows - count, *images.shape[1:])])
+        cols, rows = self.sample_grid
+        raw_labels = getattr(self.dataset, "raw_labels", None)
+        if self._grid_classes is not None and raw_labels is not None:
+            # Row r: the first images of class r (blank cells where a class has fewer).
+            indices = [
+                [int(i) for i in np.flatnonzero(raw_labels == label)[:cols]]
+                for label in range(rows)
+            ]
+        else:
+            count = min(cols * rows, len(self.dataset))
+            indices = [list(range(r * cols, min((r + 1) * cols, count))) for r in range(rows)]
+        blank = torch.zeros_like(self.dataset[0][0])
+        images = torch.stack(
+            [
+                self.dataset[row[k]][0] if k < len(row) else blank
+                for row in indices
+                for k in range(cols)
+            ]
+        )
         path = self.outdir / "samples" / "reals.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image_grid(images, path, self.config.sample_grid)
+        save_image_grid(images, path, self.sample_grid)
         return path
+
+    def measure_snapshot(self, checkpoint: Path | None) -> dict[str, float] | None:
+        """Runs ``snapshot_metrics`` on ``G_ema`` (rank 0; the others wait), appends
+        ``{"kimg", "step", "time", "snapshot": checkpoint name, **values, "seconds"}`` to
+        ``metrics.jsonl``, mirrors the values to TensorBoard as ``metrics/<name>``, and
+        exports ``best.safetensors`` when ``fid`` is the lowest so far. Returns the values
+        (None on other ranks or without metrics)."""
+        if self.snapshot_metrics is None:
+            return None
+        values = None
+        if self.context.is_main:
+            started = time.perf_counter()
+            values = dict(self.snapshot_metrics(self.G_ema))
+            seconds = time.perf_counter() - started
+            fid = values.get("fid")
+            if fid is not None and (self._best_fid is None or fid < self._best_fid):
+                export_generator(self.outdir / BEST_FILE, self.G_ema)
+                self._best_fid = fid
+            snapshot = checkpoint.name if checkpoint is not None else None
+            record = {"snapshot": snapshot, **values, "seconds": seconds}
+            self._metrics_log.write(self.kimg, record, step=self.step)
+            self.stats.add_scalars(
+                self.kimg,
+                {f"metrics/{k}": v for k, v in values.items() if not k.startswith("seconds/")},
+            )
+        distributed.barrier()
+        return values
 
     def _log(self) -> dict[str, float]:
         now = time.perf_counter()
@@ -510,7 +589,7 @@ class Trainer:
                 if _crossed(before, after, config.sample_kimg) or last:
                     self.save_samples()
                 if _crossed(before, after, config.checkpoint_kimg) or last:
-                    self.save_checkpoint()
+                    self.measure_snapshot(self.save_checkpoint())
         finally:
             if self._progress is not None:
                 self._progress.close()
@@ -521,3 +600,5 @@ class Trainer:
 
     def close(self) -> None:
         self.stats.close()
+        if self._metrics_log is not None:
+            self._metrics_log.close()

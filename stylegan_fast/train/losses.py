@@ -147,21 +147,34 @@ class StyleGANLoss:
         self._style_mix_fn = style_mix_fn
 
     def generate(
-        self, z: torch.Tensor, c: torch.Tensor | None, generator: torch.Generator | None = None
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None,
+        generator: torch.Generator | None = None,
+        noise_generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Fake images ``[N, C, R, R]`` from ``z: [N, z_dim]``, style-mixed with probability
-        ``style_mixing_prob``, random noise."""
+        ``style_mixing_prob`` (draws from ``generator``), random synthesis noise drawn from
+        ``noise_generator`` (a generator of the images' device; None: torch's default)."""
         style_mix = self._style_mix_fn
         if style_mix is None:
             from stylegan_fast.models import style_mix
         w = style_mix(self.G, z, c, prob=self.style_mixing_prob, generator=generator)
-        return self.G.synthesis(w, noise_mode="random")
+        # Passed only when given: a synthesis without a generator argument (the benchmarks'
+        # plain-PyTorch peer) still trains with torch's default one.
+        noise = {} if noise_generator is None else {"generator": noise_generator}
+        return self.G.synthesis(w, noise_mode="random", **noise)
 
     def generator_loss(
-        self, z: torch.Tensor, c: torch.Tensor | None, generator: torch.Generator | None = None
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None,
+        generator: torch.Generator | None = None,
+        noise_generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """G's loss on a batch of fakes: ``(loss [], stats)``; stats are detached tensors."""
-        fake_logits = self.D(self.generate(z, c, generator), c)
+        """G's loss on a batch of fakes: ``(loss [], stats)``; stats are detached tensors.
+        ``generator``, ``noise_generator``: as for :meth:`generate`."""
+        fake_logits = self.D(self.generate(z, c, generator, noise_generator), c)
         if self.loss == "logistic":
             loss = generator_logistic_loss(fake_logits)
         else:
@@ -175,11 +188,13 @@ class StyleGANLoss:
         z: torch.Tensor,
         gen_c: torch.Tensor | None,
         generator: torch.Generator | None = None,
+        noise_generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D's main loss: reals vs fakes from ``z`` (G gets no gradient); for "wgan-gp" it
-        includes the gradient penalty and the drift term. ``(loss [], stats)``."""
+        includes the gradient penalty and the drift term. ``(loss [], stats)``.
+        ``generator``, ``noise_generator``: as for :meth:`generate`."""
         with torch.no_grad():
-            fake_images = self.generate(z, gen_c, generator)
+            fake_images = self.generate(z, gen_c, generator, noise_generator)
         fake_logits = self.D(fake_images, gen_c)
         real_logits = self.D(real_images, real_c)
         stats = {

@@ -4,6 +4,8 @@ resolution, with its labels, ready for training: what ``stylegan-fast prepare-da
 The zip holds ``NNNNN/imgNNNNNNNN.png`` (1000 per folder) and, for a labelled source,
 ``dataset.json`` (``{"labels": [[name, int], ...]}``, the StyleGAN2-ADA convention), so
 :class:`data.ImageFolderDataset` reads it directly and no resizing happens while training.
+Labels taken from sub-folder names (:func:`labels_from_folders`) also write their mapping,
+``"classes": {folder name: int}``.
 """
 
 from __future__ import annotations
@@ -76,6 +78,25 @@ def scan(source: FolderSource | ZipSource, max_images: int | None = None) -> Sca
     return report
 
 
+def labels_from_folders(names: list[str]) -> tuple[list[int], dict[str, int]]:
+    """``(labels, classes)`` for images named ``<folder>/.../<file>``: each image's class is
+    its top-level folder, numbered in sorted order of the folder names (``classes``: folder
+    -> index). ValueError for an image outside any folder, or fewer than two folders."""
+    outside = [name for name in names if "/" not in name]
+    if outside:
+        raise ValueError(
+            f"--labels-from-folders: {outside[0]} is not in a class sub-folder"
+            + (f" (and {len(outside) - 1} more images)" if len(outside) > 1 else "")
+        )
+    folders = [name.split("/", 1)[0] for name in names]
+    classes = {folder: index for index, folder in enumerate(sorted(set(folders)))}
+    if len(classes) < 2:
+        raise ValueError(
+            f"--labels-from-folders: expected one sub-folder per class, found {len(classes)}"
+        )
+    return [classes[folder] for folder in folders], classes
+
+
 def pack(
     source: FolderSource | ZipSource,
     names: list[str],
@@ -83,9 +104,11 @@ def pack(
     resolution: int,
     channels: int,
     labels: list[int] | None,
+    classes: dict[str, int] | None = None,
 ) -> Path:
     """Writes ``names`` of ``source`` as ``resolution``² PNGs (``channels`` 1 or 3) into the zip
-    ``dest``, atomically; ``labels[i]`` goes with ``names[i]``."""
+    ``dest``, atomically; ``labels[i]`` goes with ``names[i]``; ``classes`` (class name ->
+    label), when given, is stored in ``dataset.json`` beside the labels."""
     packed_labels = []
 
     def write(temporary: Path) -> None:
@@ -101,6 +124,8 @@ def pack(
                 if labels is not None:
                     packed_labels.append([packed, int(labels[index])])
             content = {"labels": packed_labels if labels is not None else None}
+            if classes is not None:
+                content["classes"] = classes
             archive.writestr(LABELS_FILE, json.dumps(content))
 
     return write_atomic(dest, write)

@@ -68,13 +68,18 @@ class StatsWriter:
         tensorboard: None: use TensorBoard when ``torch.utils.tensorboard`` imports;
             True: require it; False: never.
         enabled: False on ranks other than 0: every call does nothing.
+        filename: the JSON-lines file in ``outdir`` (``metrics.jsonl`` for snapshot metrics).
     """
 
     def __init__(
-        self, outdir: str | os.PathLike, tensorboard: bool | None = None, enabled: bool = True
+        self,
+        outdir: str | os.PathLike,
+        tensorboard: bool | None = None,
+        enabled: bool = True,
+        filename: str = STATS_FILE,
     ):
         self.enabled = enabled
-        self.path = Path(outdir) / STATS_FILE
+        self.path = Path(outdir) / filename
         self._tensorboard = None
         self._stream = None
         if not enabled:
@@ -109,12 +114,18 @@ class StatsWriter:
             record[name] = value if isinstance(value, str) else _plain_number(value)
         self._stream.write(json.dumps(record, allow_nan=False) + "\n")
         self._stream.flush()
-        if self._tensorboard is not None:
-            global_step = round(float(kimg) * 1000)  # images seen: one axis for every run
-            for name, value in record.items():
-                if name not in ("kimg", "step", "time") and isinstance(value, (int, float)):
-                    self._tensorboard.add_scalar(name, value, global_step)
-            self._tensorboard.flush()
+        self.add_scalars(kimg, {k: v for k, v in record.items() if k not in ("step", "time")})
+
+    def add_scalars(self, kimg: float, values: Mapping[str, object]) -> None:
+        """Mirrors the numbers among ``values`` to TensorBoard (if it logs there) at
+        ``kimg``, without a JSON line (for records another file holds)."""
+        if not self.enabled or self._tensorboard is None:
+            return
+        global_step = round(float(kimg) * 1000)  # images seen: one axis for every run
+        for name, value in values.items():
+            if name != "kimg" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self._tensorboard.add_scalar(name, value, global_step)
+        self._tensorboard.flush()
 
     def close(self) -> None:
         if self._stream is not None:

@@ -11,7 +11,8 @@ class LinearGenerator(torch.nn.Module):
     """``mapping(z) = [z, z]`` (identity, broadcast to 2 layers; no normalisation, so the
     norm of z reaches the image) and ``synthesis(w) = A0 w[:, 0] + A1 w[:, 1]`` reshaped to
     ``[N, 3, R, R]``; float64. ``squash``: tanh of the images (keeps them in [-1, 1]).
-    ``calls`` records each mapping/synthesis call with its inputs."""
+    ``calls`` records each mapping/synthesis call with its inputs. Noiseless: ``generator``
+    (the contract's noise generator) is accepted and unused."""
 
     def __init__(self, z_dim=6, resolution=8, seed=0, squash=False, c_dim=0):
         super().__init__()
@@ -48,13 +49,21 @@ class LinearGenerator(torch.nn.Module):
         w = w * truncation_psi
         return w.unsqueeze(1).repeat(1, self.num_ws, 1)
 
-    def synthesis(self, w, noise_mode="random", noise=None):
+    def synthesis(self, w, noise_mode="random", noise=None, generator=None):
         self.calls.append(("synthesis", w.clone(), noise_mode))
         x = w[:, 0] @ self.A0.T + w[:, 1] @ self.A1.T
         x = x.view(-1, 3, self.resolution, self.resolution)
         return torch.tanh(x) if self.squash else x
 
-    def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="random"):
+    def forward(
+        self,
+        z,
+        c=None,
+        truncation_psi=1.0,
+        truncation_cutoff=None,
+        noise_mode="random",
+        generator=None,
+    ):
         return self.synthesis(self.mapping(z, c, truncation_psi), noise_mode=noise_mode)
 
 

@@ -10,6 +10,7 @@ from metric_fixtures import LinearGenerator, make_cnn
 from stylegan_fast.metrics import (
     METRICS,
     evaluate,
+    evaluate_many,
     frechet_distance,
     generator_images,
     kernel_inception_distance,
@@ -102,6 +103,33 @@ def test_bad_requests_raise(setup):
         evaluate("fid50k", G, feature_net=cnn, data=real, num=1)
     with pytest.raises(ValueError, match="real images are 16x16 but the generator makes 8x8"):
         evaluate("fid50k", G, feature_net=cnn, data=torch.zeros(4, 3, 16, 16), num=4)
+
+
+def test_evaluate_many_shares_one_pass_and_equals_evaluate(setup):
+    """FID, KID and PR of one count: the generator and the real images are read once, and
+    each value is evaluate()'s; PPL rides along."""
+    G, real, cnn = setup
+    names = ["kid50k", "ppl_wend", "fid50k", "pr50k3"]
+    common = dict(num=16, num_real=40, batch_size=8, seed=2)
+    G.calls.clear()
+    results = evaluate_many(names, G, cnn, real, distance_net=squared_l2, **common)
+    forward_calls = [call for call in G.calls if call[0] == "synthesis"]
+    assert len(forward_calls) == 2 + 16 // 8  # PPL's one batch of 8 paths x 2 ends, then 2
+    assert list(results) == names
+    for name in names:
+        alone = evaluate(name, G, cnn, real, distance_net=squared_l2, **common)
+        for key in ("value", "std", "precision", "recall", "num_gen", "num_real"):
+            assert results[name].get(key) == alone.get(key), (name, key)
+
+
+def test_evaluate_many_bad_requests(setup):
+    G, real, cnn = setup
+    with pytest.raises(TypeError, match="non-empty list of metric names"):
+        evaluate_many("fid50k", G, cnn, real)
+    with pytest.raises(TypeError, match="non-empty list of metric names"):
+        evaluate_many([], G, cnn, real)
+    with pytest.raises(ValueError, match="got 'isc'"):
+        evaluate_many(["fid50k", "isc"], G, cnn, real)
 
 
 @pytest.mark.cuda

@@ -356,3 +356,19 @@ def test_files_fingerprint(tmp_path):
     write(b, "x.png", b"one")
     os.rename(b / "x.png", b / "z.png")
     assert files_fingerprint([b / "sub/y.png", b / "z.png"], root=b) != print_a
+
+
+def test_an_entry_with_features_serves_a_request_without(faces, tmp_path):
+    """KID's (or PR's) entry holds FID's statistics too: no second pass, and the path of the
+    entry that served is reported; the other way round does not hold (no features)."""
+    net_module = CountingNet()
+    net = FeatureNet(net_module)
+    data = faces[:12].clone()
+    kept = real_feature_statistics(data, net, keep_features=True, cache_dir=tmp_path)
+    plain = real_feature_statistics(data, net, cache_dir=tmp_path)
+    assert plain.cache_hit and plain.cache_path == kept.cache_path and net_module.seen == 12
+    assert plain.features is None
+    np.testing.assert_array_equal(plain.sigma, kept.sigma)
+    other = tmp_path / "other"
+    real_feature_statistics(data, net, cache_dir=other)
+    assert not real_feature_statistics(data, net, keep_features=True, cache_dir=other).cache_hit

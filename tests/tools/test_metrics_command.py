@@ -4,39 +4,15 @@ the JSON line and metrics.jsonl, and its argument errors."""
 import json
 import math
 import shutil
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from metric_nets import MeanSquare, TinyFeatures, script
 from PIL import Image
 
 from stylegan_fast import cli
 from stylegan_fast.metrics import frechet_distance
-
-
-class TinyFeatures(torch.nn.Module):
-    """A fixed random conv + global average pool: [N, 3, H, W] -> [N, 4]."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 4, 3)
-
-    def forward(self, x):
-        return torch.tanh(self.conv(x)).mean(dim=(2, 3))
-
-
-class MeanSquare(torch.nn.Module):
-    def forward(self, a, b):
-        return ((a - b) ** 2).mean(dim=(1, 2, 3))
-
-
-def script(module, path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(module), str(path))
-    return path
 
 
 @pytest.fixture
@@ -136,10 +112,38 @@ def test_fid_value_is_the_frechet_distance_of_the_features(setup, capsys, G):
     assert value == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
+def test_precision_recall_line(setup, capsys, G):
+    """pr50k3: precision and recall by name in the line, equal to precision_recall() of the
+    same features computed here."""
+    from stylegan_fast.metrics import generator_images, precision_recall
+    from stylegan_fast.train.data import open_dataset
+
+    net, data, features, _ = setup
+    argv = ["metrics", "--network", str(net), "--device", "cpu", "--metric", "pr50k3"]
+    argv += ["--data", str(data), "--feature-net", str(features)]
+    argv += ["--feature-preprocessing", "identity", "--num", "10", "--num-real", "10"]
+    argv += ["--noise-mode", "const"]
+    assert cli.main(argv) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["metric"] == "pr50k3" and line["num_gen"] == 10 and line["num_real"] == 10
+    f = TinyFeatures()
+    real = torch.stack([open_dataset(str(data), 32)[i][0] for i in range(10)])
+    fake = generator_images(G, seed=0, noise_mode="const")(10).clamp(-1, 1)
+    with torch.no_grad():
+        expected = precision_recall(f(real), f(fake))
+    assert (line["precision"], line["recall"]) == pytest.approx(expected)
+    assert line["value"] == line["precision"]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--metric", "fid50k"], "--feature-net: fid50k needs a feature network file"),
+        (["--metric", "pr50k3"], "--feature-net: pr50k3 needs a feature network file"),
+        (
+            ["--metric", "fid50k", "--feature-net", "DIST"],
+            "is not a TorchScript file",
+        ),
         (["--metric", "ppl_z"], "--distance-net: ppl_z needs a perceptual distance file"),
         (["--metric", "ppl_z", "--distance-net", "/nonexistent"], "--distance-net: no such file"),
         (
@@ -151,7 +155,9 @@ def test_fid_value_is_the_frechet_distance_of_the_features(setup, capsys, G):
 )
 def test_bad_arguments_one_line(setup, capsys, extra, message):
     net, _, features, _ = setup
-    extra = [str(features) if x == "FEAT" else x for x in extra]
+    bad = features.parent / "not_torchscript.pt"
+    bad.write_bytes(b"plain bytes")
+    extra = [str(features) if x == "FEAT" else str(bad) if x == "DIST" else x for x in extra]
     assert cli.main(["metrics", "--network", str(net), *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err

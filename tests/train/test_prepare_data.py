@@ -95,3 +95,41 @@ def test_bad_arguments_get_one_line(source, capsys, extra, message):
 def test_missing_source(tmp_path, capsys):
     assert cli.main(["prepare-data", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_labels_from_folders_writes_labels_and_the_class_mapping(source, tmp_path, capsys):
+    (source / "dataset.json").unlink()  # the folder names are the labels now
+    (source / "dogs" / "broken.png").unlink()
+    write_image(source / "birds" / "x.png", np.zeros((12, 12, 3), dtype=np.uint8))
+    dest = tmp_path / "folders.zip"
+    args = ["prepare-data", str(source), "--dest", str(dest), "--resolution", "8"]
+    assert cli.main([*args, "--labels-from-folders"]) == 0
+    assert "labels: 3 classes from folders (birds, cats, dogs)" in capsys.readouterr().out
+    with zipfile.ZipFile(dest) as archive:
+        content = json.loads(archive.read("dataset.json"))
+    # Sorted folder names -> 0, 1, 2; images in path order: birds/x, cats/one, cats/two, dogs/three.
+    assert content["classes"] == {"birds": 0, "cats": 1, "dogs": 2}
+    assert [label for _, label in content["labels"]] == [0, 1, 1, 2]
+    packed = ImageFolderDataset(dest, resolution=8)
+    assert packed.label_dim == 3 and packed[3][1].tolist() == [0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "layout, extra, message",
+    [
+        ("root", [], "--labels-from-folders: top.png is not in a class sub-folder"),
+        ("one", [], "--labels-from-folders: expected one sub-folder per class, found 1"),
+        ("ok", ["--labels", "x.json"], "--labels-from-folders: give it or --labels, not both"),
+    ],
+)
+def test_labels_from_folders_errors(tmp_path, capsys, layout, extra, message):
+    root = tmp_path / "raw"
+    pixels = np.zeros((8, 8), dtype=np.uint8)
+    write_image(root / "a" / "one.png", pixels)
+    if layout == "root":
+        write_image(root / "top.png", pixels)
+    if layout != "one":
+        write_image(root / "b" / "two.png", pixels)
+    assert cli.main(["prepare-data", str(root), "--labels-from-folders", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err

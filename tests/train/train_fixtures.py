@@ -43,7 +43,8 @@ class TinyConfig:
 class TinyGenerator(nn.Module):
     """``mapping(z, c) -> w [N, num_ws, w_dim]``; ``synthesis(w) -> img [N, 3, R, R]`` where
     layer i's style ``w[:, i]`` drives its own linear map (so style mixing changes the output),
-    plus random per-pixel noise from torch's global generator when ``noise_mode='random'``."""
+    plus random per-pixel noise from ``generator`` (None: torch's global one) when
+    ``noise_mode='random'``."""
 
     def __init__(self, config: TinyConfig | None = None, impl: str = "auto"):
         super().__init__()
@@ -78,12 +79,12 @@ class TinyGenerator(nn.Module):
             w = self.w_avg.lerp(w, truncation_psi)
         return w
 
-    def synthesis(self, w, noise_mode="random", noise=None):
+    def synthesis(self, w, noise_mode="random", noise=None, generator=None):
         n, r = w.shape[0], self.resolution
         img = sum(layer(w[:, i]) for i, layer in enumerate(self.synthesis_layers))
         img = img.view(n, self.img_channels, r, r) * (1 + 0.1 * self.lod)
         if noise_mode == "random":
-            noise = torch.randn(n, 1, r, r, dtype=img.dtype, device=img.device)
+            noise = torch.randn(n, 1, r, r, dtype=img.dtype, device=img.device, generator=generator)
             img = img + self.noise_strength * noise
         return img
 
