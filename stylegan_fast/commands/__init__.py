@@ -19,7 +19,18 @@ Adding a command ``foo-bar``: write ``commands/foo_bar.py`` with the three names
 Imports: only ``stylegan_fast.cli`` imports this package; it may import any other
 (``tests/test_cli.py`` holds the rule)."""
 
-from . import bench, generate, info, interpolate, metrics, mix, noise, prepare_data, train
+from . import (
+    bench,
+    generate,
+    info,
+    interpolate,
+    metrics,
+    mix,
+    noise,
+    prepare_data,
+    project,
+    train,
+)
 
 # name on the command line -> module; the order is the order of `stylegan-fast --help`.
 COMMANDS = {
@@ -32,6 +43,7 @@ COMMANDS = {
     "interpolate": interpolate,
     "metrics": metrics,
     "noise": noise,
+    "project": project,
 }
 
 __all__ = ["COMMANDS"]
