@@ -99,7 +99,7 @@ def test_the_parser_is_built_from_the_commands_registry(capsys):
     listed = re.findall(r"[\w-]+", err.split("choose from", 1)[1].split(")")[0])
     assert listed == list(COMMANDS) == [
         "info", "bench", "prepare-data", "train", "import", "generate", "mix", "interpolate",
-        "metrics", "noise",
+        "metrics", "noise", "project",
     ]  # fmt: skip
 
 

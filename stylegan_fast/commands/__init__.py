@@ -29,6 +29,7 @@ from . import (
     mix,
     noise,
     prepare_data,
+    project,
     train,
 )
 
@@ -44,6 +45,7 @@ COMMANDS = {
     "interpolate": interpolate,
     "metrics": metrics,
     "noise": noise,
+    "project": project,
 }
 
 __all__ = ["COMMANDS"]

@@ -1,8 +1,10 @@
 """What a trained generator draws, from Python: images of seeds (``generate_images``), the
 style-mixing figure (``style_mixing``, ``stylemix_figure``), interpolations
-(``interpolation``), stochastic variation (``noise_variation``), and the figures the
-``train`` command writes at the end of a run (``write_figures``). The command-line glue of
-``generate``, ``mix``, ``interpolate`` and ``noise`` is in :mod:`stylegan_fast.commands`.
+(``interpolation``), stochastic variation (``noise_variation``), the figures the
+``train`` command writes at the end of a run (``write_figures``), and the projection of
+an image into the latent space (:func:`stylegan_fast.tools.project.project`). The
+command-line glue of ``generate``, ``mix``, ``interpolate``, ``noise`` and ``project`` is in
+:mod:`stylegan_fast.commands`.
 
 Imports: tools may import ``stylegan_fast.train.images`` (the pixel convention of the
 training data, [-1, 1] <-> uint8, which every figure inverts) and nothing else of ``train``;
