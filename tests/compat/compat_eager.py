@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 # NVlabs' documented default (alpha, gain) per activation.
 NVLABS_DEFAULTS = {
@@ -180,3 +181,16 @@ def rosinality_fused_leaky_relu(input, bias=None, negative_slope=0.2, scale=2**0
     if bias is not None:
         input = input + bias.reshape([1, -1] + [1] * (input.ndim - 2))
     return activation(input, "lrelu", negative_slope) * scale
+
+
+class RosinalityFusedLeakyReLU(nn.Module):
+    """rosinality's FusedLeakyReLU: a learned ``bias`` (zeros), then
+    :func:`rosinality_fused_leaky_relu`."""
+
+    def __init__(self, channel, bias=True, negative_slope=0.2, scale=2**0.5):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel)) if bias else None
+        self.negative_slope, self.scale = negative_slope, scale
+
+    def forward(self, x):
+        return rosinality_fused_leaky_relu(x, self.bias, self.negative_slope, self.scale)

@@ -29,16 +29,6 @@ def _eager_setup_filter(taps):
     return f / f.sum()
 
 
-class EagerFusedLeakyReLU(nn.Module):
-    def __init__(self, channel, bias=True, negative_slope=0.2, scale=2**0.5):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channel)) if bias else None
-        self.negative_slope, self.scale = negative_slope, scale
-
-    def forward(self, x):
-        return eager.rosinality_fused_leaky_relu(x, self.bias, self.negative_slope, self.scale)
-
-
 NV_SHIMS = SimpleNamespace(
     bias_act=nvlabs.bias_act.bias_act,
     setup_filter=nvlabs.upfirdn2d.setup_filter,
@@ -63,7 +53,7 @@ ROSINALITY_SHIMS = SimpleNamespace(
 ROSINALITY_EAGER = SimpleNamespace(
     upfirdn2d=eager.rosinality_upfirdn2d,
     fused_leaky_relu=eager.rosinality_fused_leaky_relu,
-    FusedLeakyReLU=EagerFusedLeakyReLU,
+    FusedLeakyReLU=eager.RosinalityFusedLeakyReLU,
 )
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ...ops import _validation as v
 from ...ops.bias_act import bias_act as _bias_act
 from . import _impl
+from ._impl import init as _init  # noqa: F401  (NVlabs' scripts call _init())
 
 __all__ = ["ActivationSpec", "activation_funcs", "bias_act"]
 

@@ -25,6 +25,7 @@ from ...ops.upfirdn2d import setup_filter as _setup_filter
 from ...ops.upfirdn2d import upfirdn2d as _upfirdn2d
 from ...ops.upfirdn2d import upsample2d as _upsample2d
 from . import _impl
+from ._impl import init as _init  # noqa: F401  (NVlabs' scripts call _init())
 
 __all__ = ["setup_filter", "upfirdn2d", "upsample2d", "downsample2d", "filter2d"]
 

@@ -1,0 +1,12 @@
+"""Plain-PyTorch conv2d_gradfix (the reference): torch's convolutions, inert switches."""
+
+import contextlib
+
+from torch.nn.functional import conv2d, conv_transpose2d  # noqa: F401
+
+enabled = True
+weight_gradients_disabled = False
+
+
+def no_weight_gradients():
+    return contextlib.nullcontext()
