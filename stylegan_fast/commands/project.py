@@ -29,7 +29,6 @@ from ..tools.project import (
     target_png,
 )
 from . import _arguments
-from .metrics import load_distance_net
 
 HELP = "find the latent w (and noise) that makes a network draw a given image"
 LOG_FILE = "log.jsonl"
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     device = _arguments.resolve_device(args.device)
     distance = None
     if args.loss == "lpips":
-        distance = load_distance_net(args.distance_net, device)
+        distance = _arguments.load_distance_net(args.distance_net, device)
     G = _arguments.load_network(args)
     target, notices = load_target(args.target, G.resolution, G.img_channels)
     if notices:

@@ -5,7 +5,6 @@ sizes and modes, the video, and one-line errors with exit code 2."""
 
 import json
 import math
-import time
 import warnings
 
 import numpy as np
@@ -229,10 +228,8 @@ def test_done_when_project_reaches_a_generated_target_and_generate_rerenders_it(
     untruncated), 300 steps on the CPU, PSNR >= 25 dB (measured 27.02 dB in W+, ~3.7 s on one
     core); the projected_w.npz (+ noise) regenerates proj.png byte for byte."""
     out = tmp_path / "out"
-    start = time.perf_counter()
     code = run_cli("project", "--network", net_file, "--target", target_png, "--outdir", out,
                    "--steps", 300, "--space", "w+", "--device", "cpu")  # fmt: skip
-    elapsed = time.perf_counter() - start
     assert code == 0
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(301))
@@ -241,7 +238,6 @@ def test_done_when_project_reaches_a_generated_target_and_generate_rerenders_it(
     final = records[-1]
     assert final["final"] and final["psnr"] >= 25, final
     assert records[0]["psnr"] < 15  # the start (the average w's image) is far from it
-    assert elapsed < 30
     assert "PSNR" in capsys.readouterr().out
     w = np.load(out / "projected_w.npz")["w"]
     assert w.shape == (1, 8, 64) and w.dtype == np.float32
