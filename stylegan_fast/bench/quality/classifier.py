@@ -111,6 +111,7 @@ def export_feature_net(model: DigitClassifier, path: str | os.PathLike) -> Path:
     ``load_feature_net(path, preprocessing="identity")``: input ``[N, 3, H, W]`` in [-1, 1],
     output ``[N, FEATURE_DIM]``."""
     head = _FeatureHead(model).eval()
+
     def write(temporary: Path) -> None:
         with warnings.catch_warnings():
             # torch 2.13 deprecates TorchScript; it is still the format load_feature_net reads.
