@@ -19,23 +19,12 @@ import torch
 from ..models import Discriminator, Generator, preset_configs
 from ..tools.figures import write_figures
 from ..train import distributed
-from ..train.config import PRECISIONS, TrainingConfig
+from ..train.config import MAIN_JOB, PRECISIONS, TrainingConfig
 from ..train.data import open_dataset
 from ..train.loop import Trainer
 
 HELP = "train a preset on images or the bundled faces"
 
-# The main job's training settings (the tiny preset on the bundled faces, a few CPU minutes).
-MAIN_JOB = dict(
-    batch=8,
-    kimg=8.0,
-    lr=0.002,
-    r1_gamma=1.0,
-    r1_interval=4,
-    ema_kimg=0.5,
-    lod_kimg=1.5,
-    snap=2.0,
-)
 # The bundled faces are greyscale: a 3-channel model on them meets a discriminator that tells
 # fakes by colour alone (measured: fake logits at -8..-10 from the first kimg of the runs tried).
 BUNDLED_CHANNELS = 1

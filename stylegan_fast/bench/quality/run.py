@@ -36,11 +36,10 @@ from pathlib import Path
 
 import torch
 
-from ...commands.train import MAIN_JOB
 from ...models import Discriminator, Generator, preset_configs
 from ...models.progressive import lod_images
 from ...train.checkpoint import load_generator
-from ...train.config import TrainingConfig
+from ...train.config import MAIN_JOB, TrainingConfig
 from ...train.data import BundledFaces, ImageFolderDataset
 from ...train.loop import Trainer
 from ...train.stats import read_stats
