@@ -5,12 +5,15 @@ score runs, and print the table.
                                          (classifier test accuracy, real-vs-real and untrained-G
                                          scores)
     train     --workdir W --name N --setting main|paper [--kimg K] [--evals 1,2,4,...]
-              [--impl auto|ref|...] [--seed S] [--set FIELD=VALUE ...] [--g FIELD=VALUE ...]
-              [--d FIELD=VALUE ...]      trains the tiny preset (greyscale, no x-flips) and
+              [--impl auto|ref|...] [--seed S] [--data digits|faces] [--set FIELD=VALUE ...]
+              [--g FIELD=VALUE ...] [--d FIELD=VALUE ...]
+                                         trains the tiny preset (greyscale; digits: no x-flips;
+                                         faces: the main job's bundled faces, no FID) and
                                          appends a record per evaluation to W/runs/N/quality.jsonl
-    steps     --workdir W --name N [--steps 100] [--impl auto] [--setting ...]
-                                         the first steps with --impl and with impl="ref" from
-                                         one seed: losses and G's weight difference per step
+    steps     --workdir W --name N [--steps 100] [--impl auto] [--against ref]
+              [--perturb EPS] [--setting ...]
+                                         the first steps with --impl and with --against from
+                                         one seed: losses and the images' difference per step
     reference --workdir W --name N [--kimg K] [--evals ...] [--batch B]
                                          the same for the plain-PyTorch DCGAN
     table     --workdir W [--runs A,B]   the records as a markdown table
