@@ -30,24 +30,13 @@ from ..pretrained.finetune import init_networks
 from ..tools.figures import write_figures
 from ..train import distributed
 from ..train.checkpoint import IMPORTED_KEY, load_checkpoint
-from ..train.config import PRECISIONS, TrainingConfig
+from ..train.config import MAIN_JOB, PRECISIONS, TrainingConfig
 from ..train.data import open_dataset
 from ..train.loop import Trainer
 from . import _arguments
 
 HELP = "train a preset on images or the bundled faces"
 
-# The main job's training settings (the tiny preset on the bundled faces, a few CPU minutes).
-MAIN_JOB = dict(
-    batch=8,
-    kimg=8.0,
-    lr=0.002,
-    r1_gamma=1.0,
-    r1_interval=4,
-    ema_kimg=0.5,
-    lod_kimg=1.5,
-    snap=2.0,
-)
 # Images per snapshot metric: enough to rank snapshots of a short run, few enough that a CPU
 # run spends minutes, not hours, on them (the papers' 50k are for the final numbers).
 DEFAULT_METRICS_NUM = 1000

@@ -14,6 +14,20 @@ from .losses import LOSSES
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+# The main job's training settings (the tiny preset on the bundled faces, a few CPU minutes):
+# the ``train`` command's defaults, and the "main" setting of the quality runs
+# (``stylegan_fast.bench.quality``), so both read them from here.
+MAIN_JOB = dict(
+    batch=8,
+    kimg=8.0,
+    lr=0.002,
+    r1_gamma=1.0,
+    r1_interval=4,
+    ema_kimg=0.5,
+    lod_kimg=1.5,
+    snap=2.0,
+)
+
 
 @dataclasses.dataclass
 class TrainingConfig:

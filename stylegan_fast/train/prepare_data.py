@@ -26,6 +26,12 @@ from .sources import FolderSource, ZipSource, image_names
 MAX_LISTED = 20
 
 
+def packed_name(index: int) -> str:
+    """The name of image ``index`` inside a packed zip: ``NNNNN/imgNNNNNNNN.png`` (1000 per
+    folder, so no folder grows too large to list)."""
+    return f"{index // 1000:05d}/img{index:08d}.png"
+
+
 @dataclasses.dataclass
 class ScanReport:
     """What a scan of a source found."""
@@ -119,7 +125,7 @@ def pack(
                 image = image_ops.center_crop_resize(image, resolution)
                 buffer = io.BytesIO()
                 image.save(buffer, format="PNG", compress_level=6)
-                packed = f"{index // 1000:05d}/img{index:08d}.png"
+                packed = packed_name(index)
                 archive.writestr(packed, buffer.getvalue())
                 if labels is not None:
                     packed_labels.append([packed, int(labels[index])])
