@@ -2,7 +2,6 @@
 (forward, backward, R1) over dtypes/shapes/layouts, large-mean planes, NaN/Inf, determinism,
 compile, bad input."""
 
-import dataclasses
 import math
 import re
 import warnings
@@ -373,30 +372,6 @@ def test_compile_fullgraph_matches_eager(impl, rng):
 # --- Triton: the split plan on the interpreter, and the GPU ----------------------------------
 
 
-@pytest.fixture
-def tiny_triton_blocks(monkeypatch):
-    """Interpreter block limits so small that a [2, 3, 7, 9] tensor takes the split plan (the
-    GPU's for planes above 128x128) with three chunks a plane and a three-step sub-tile loop a
-    chunk; returns the kernels module."""
-    testing.require_backend(OP, "triton", "cpu")
-    from stylegan_fast.ops._plane_norm import plans as kernels
-
-    budget = dataclasses.replace(
-        kernels._INTERPRETER,
-        tile=32,
-        whole_plane_max=32,
-        min_cl_channels=2,
-        sweep_max_nchw=32,
-        sweep_max_cl=32,
-        split_channels_nchw=2,
-        split_channels_cl=2,
-        sub_tile=16,
-        max_chunks=3,
-    )
-    monkeypatch.setattr(kernels, "_INTERPRETER", budget)
-    return kernels
-
-
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_triton_split_plan_matches_reference(layout, tiny_triton_blocks, rng):
     x, scale, bias = make_inputs([2, 3, 7, 9], torch.float64, layout, rng)
@@ -415,28 +390,6 @@ def test_triton_split_plan_matches_reference(layout, tiny_triton_blocks, rng):
     x64 = x.detach()
     testing.assert_close(mean, x64.mean((2, 3)), what="mean")
     testing.assert_close(rstd, (x64.var((2, 3), correction=0) + 1e-8).rsqrt(), what="rstd")
-
-
-@pytest.fixture
-def sweeping_triton_blocks(monkeypatch):
-    """Interpreter block limits that make a [2, 3, 7, 9] tensor take the sweep plan (the GPU's
-    for planes up to 128x128): two planes (NCHW) or channels (channels_last) a row block, four
-    16-pixel sub-tiles a sweep, and a grid of two programs that loop over the row blocks (the
-    GPU's persistent grid); returns the kernels module."""
-    testing.require_backend(OP, "triton", "cpu")
-    from stylegan_fast.ops._plane_norm import plans as kernels
-
-    budget = dataclasses.replace(
-        kernels._INTERPRETER,
-        whole_plane_max=32,
-        min_cl_channels=2,
-        sweep_channels_nchw=2,
-        sweep_tile=32,
-        sweep_tile_cl=32,
-        sweep_programs=2,
-    )
-    monkeypatch.setattr(kernels, "_INTERPRETER", budget)
-    return kernels
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
