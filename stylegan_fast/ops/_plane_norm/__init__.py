@@ -6,7 +6,8 @@ imports triton). One job a module:
 - ``kernels.py``: the ``@triton.jit`` kernels and the helpers they share;
 - ``plans.py``: how a launch walks the tensor (the plans below, their block sizes and grids);
 - ``launch.py``: ``forward`` and ``backward``, which allocate the outputs and launch a plan's
-  kernels, and the input checks the ops' launchers share.
+  kernels for a ``Prologue`` (its optional terms; ``IDENTITY`` for adain), and the input
+  checks the ops' launchers share.
 
 For ``x: [N, C, H, W]`` and each plane ``(n, c)`` of ``HW = H * W`` pixels:
 
@@ -80,6 +81,6 @@ every plan: whole planes up to 32 pixels, the sweep (two sub-tiles a sweep) up t
 split plan above.
 """
 
-from .launch import DTYPE_NAMES, backward, check_device, forward
+from .launch import DTYPE_NAMES, IDENTITY, Prologue, backward, check_device, forward
 
-__all__ = ["DTYPE_NAMES", "backward", "check_device", "forward"]
+__all__ = ["DTYPE_NAMES", "IDENTITY", "Prologue", "backward", "check_device", "forward"]

@@ -1,10 +1,12 @@
 """The plane-norm launchers: ``forward`` and ``backward`` allocate the outputs, pick the plan
-(``plans.py``) and launch its kernels (``kernels.py``); and the input checks the ops' own
-launchers (``ops/adain/triton.py``, ``ops/layer_epilogue/triton.py``) share."""
+(``plans.py``) and launch its kernels (``kernels.py``) for a :class:`Prologue`; and the input
+checks the ops' own launchers (``ops/adain/triton.py``, ``ops/layer_epilogue/triton.py``)
+share."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import torch
 import triton
@@ -15,8 +17,26 @@ from .._common import statistics_dtype
 from . import kernels, plans
 
 
+class Prologue(NamedTuple):
+    """The optional terms of the prologue (package docstring), ``v = x + noise_strength[c] *
+    noise[n] + bias[c]`` and ``u = v * slope(v)``, as forward and backward take them. The
+    default, every term absent, is the identity (adain's).
+
+    ``noise: [N, 1, H, W]`` or ``[1, 1, H, W]`` and ``noise_strength: [C]`` are both given or
+    both None; ``bias: [C]`` or None; ``slopes = (slope_pos, slope_neg)`` of the activation, or
+    None for the identity. Already checked by the op's own launcher."""
+
+    noise: torch.Tensor | None = None
+    noise_strength: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    slopes: tuple[float, float] | None = None
+
+
+IDENTITY = Prologue()
+
+
 @dataclasses.dataclass(frozen=True)
-class _Prologue:
+class _KernelPrologue:
     """What every prologue kernel of one call takes: ``src``, the tensors of the prologue
     (x, noise, noise_strength, bias; an absent one stands in as x, never read: its flag is
     off), the slopes' float32 pairs, the noise plane's stride between samples, and the
@@ -28,8 +48,9 @@ class _Prologue:
     flags: dict
 
 
-def _prologue(x, noise, noise_strength, bias, slopes, plan: plans.Plan) -> _Prologue:
+def _kernel_prologue(x, prologue: Prologue, plan: plans.Plan) -> _KernelPrologue:
     n, _, h, w = x.shape
+    noise, noise_strength, bias, slopes = prologue
     has_noise = noise_strength is not None
     noise = noise.contiguous() if has_noise else None
     src = (
@@ -47,22 +68,19 @@ def _prologue(x, noise, noise_strength, bias, slopes, plan: plans.Plan) -> _Prol
         CHANNELS_LAST=plan.channels_last, HAS_NOISE=has_noise, HAS_BIAS=bias is not None,
         HAS_ACT=slopes is not None, num_warps=plan.num_warps,
     )  # fmt: skip
-    return _Prologue(src, slope_args, noise_stride, flags)
+    return _KernelPrologue(src, slope_args, noise_stride, flags)
 
 
 def forward(
     x: torch.Tensor,
-    noise: torch.Tensor | None,
-    noise_strength: torch.Tensor | None,
-    bias: torch.Tensor | None,
+    prologue: Prologue,
     scale: torch.Tensor,
     style_bias: torch.Tensor,
-    slopes: tuple[float, float] | None,
     eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(y, mean, rstd)``; ``slopes = (slope_pos, slope_neg)`` of the activation, or None for
-    the identity. ``noise`` and ``noise_strength`` are both given or both None. Inputs are
-    already checked by the op's own launcher."""
+    """``(y, mean, rstd)`` of ``x: [N, C, H, W]`` after ``prologue``, styled by ``scale,
+    style_bias: [N, C]``; ``mean, rstd: [N, C]`` in float32 (float64 for float64 x). Inputs
+    are already checked by the op's own launcher."""
     fmt = _library.kernel_memory_format(x)
     x = x.contiguous(memory_format=fmt)
     n, c, h, w = x.shape
@@ -79,7 +97,7 @@ def forward(
         rstd.fill_(float("nan"))
         return y, mean, rstd
     plan = plans.plan_for(x, fmt == torch.channels_last)
-    p = _prologue(x, noise, noise_strength, bias, slopes, plan)
+    p = _kernel_prologue(x, prologue, plan)
     scale, style_bias = scale.contiguous(), style_bias.contiguous()
     eps_args = tl_launch.float32_split(eps)
     dims = (n, c, hw, p.noise_stride)
@@ -118,18 +136,15 @@ def forward(
 def backward(
     dy: torch.Tensor,
     x: torch.Tensor,
-    noise: torch.Tensor | None,
-    noise_strength: torch.Tensor | None,
-    bias: torch.Tensor | None,
+    prologue: Prologue,
     scale: torch.Tensor,
     mean: torch.Tensor,
     rstd: torch.Tensor,
-    slopes: tuple[float, float] | None,
     output_mask: tuple[bool, bool, bool, bool, bool, bool],
 ) -> tuple[torch.Tensor, ...]:
     """``(dx, dnoise, dnoise_strength, dbias, dscale, dstyle_bias)``; an entry whose
-    ``output_mask`` is False is an empty tensor. dnoise and dnoise_strength need noise, dbias
-    needs bias. Inputs are already checked by the op's own launcher."""
+    ``output_mask`` is False is an empty tensor. dnoise and dnoise_strength need the prologue's
+    noise, dbias its bias. Inputs are already checked by the op's own launcher."""
     want_dx, want_dnoise, want_dstrength, want_dbias, want_dscale, want_dstyle_bias = output_mask
     fmt = _library.kernel_memory_format(x)
     x = x.contiguous(memory_format=fmt)
@@ -141,7 +156,7 @@ def backward(
         return _library.new_output(shape, x, memory_format) if wanted else x.new_empty([0])
 
     dx = output(want_dx, x.shape, fmt)
-    dnoise = output(want_dnoise, noise.shape if want_dnoise else ())
+    dnoise = output(want_dnoise, prologue.noise.shape if want_dnoise else ())
     dstrength = output(want_dstrength, (c,))
     dbias = output(want_dbias, (c,))
     dscale = output(want_dscale, (n, c))
@@ -158,7 +173,7 @@ def backward(
         return grads
 
     plan = plans.plan_for(x, fmt == torch.channels_last, backward=True)
-    p = _prologue(x, noise, noise_strength, bias, slopes, plan)
+    p = _kernel_prologue(x, prologue, plan)
     acc_dtype = statistics_dtype(x.dtype)
     device = x.device
     # dy, the prologue's tensors and the per-plane stats: what every backward kernel reads.
@@ -231,7 +246,7 @@ def _launch_column_sums(src: torch.Tensor, outs: list[torch.Tensor]) -> None:
     )  # fmt: skip
 
 
-def _launch_noise_gradient(plan, x, common, coeffs, dnoise, dims, p: _Prologue) -> None:
+def _launch_noise_gradient(plan, x, common, coeffs, dnoise, dims, p: _KernelPrologue) -> None:
     n, _, hw, _ = dims
     block_c, block_hw = plans.noise_gradient_blocks(plan, x)
     # A noise plane per sample is written directly; one shared by the batch is summed over

@@ -48,7 +48,7 @@ def forward(
     _check_x(x)
     _check_plane_tensor(scale, x, "scale", x.dtype)
     _check_plane_tensor(bias, x, "bias", x.dtype)
-    return _plane_norm.forward(x, None, None, None, scale, bias, None, eps)
+    return _plane_norm.forward(x, _plane_norm.IDENTITY, scale, bias, eps)
 
 
 def backward(
@@ -70,6 +70,6 @@ def backward(
     compute_dx, compute_dscale, compute_dbias = (bool(m) for m in output_mask)
     mask = (compute_dx, False, False, False, compute_dscale, compute_dbias)
     dx, _, _, _, dscale, dbias = _plane_norm.backward(
-        dy, x, None, None, None, scale, mean, rstd, None, mask
+        dy, x, _plane_norm.IDENTITY, scale, mean, rstd, mask
     )
     return dx, dscale, dbias

@@ -40,7 +40,9 @@ def _check_like_x(t: torch.Tensor, x: torch.Tensor, name: str, shape) -> None:
         raise RuntimeError(f"{LABEL}: {name} must have shape {list(shape)}, got {list(t.shape)}")
 
 
-def _check_inputs(x, noise, noise_strength, bias, scale) -> None:
+def _prologue(x, noise, noise_strength, bias, scale, alpha, gain) -> _plane_norm.Prologue:
+    """The checks forward and backward share (x, the prologue's tensors, scale), then the
+    engine's prologue: ``lrelu(v, alpha) * gain = v * (gain if v > 0 else alpha * gain)``."""
     if x.dim() != 4:
         raise RuntimeError(f"{LABEL}: x must be [N, C, H, W], got {list(x.shape)}")
     _plane_norm.check_device(LABEL, x)
@@ -55,11 +57,8 @@ def _check_inputs(x, noise, noise_strength, bias, scale) -> None:
     if bias is not None:
         _check_like_x(bias, x, "bias", [c])
     _check_like_x(scale, x, "scale", [n, c])
-
-
-def _slopes(alpha: float, gain: float) -> tuple[float, float]:
-    """lrelu(v) * gain = v * (gain if v > 0 else alpha * gain)."""
-    return float(gain), float(alpha) * float(gain)
+    slopes = float(gain), float(alpha) * float(gain)
+    return _plane_norm.Prologue(noise, noise_strength, bias, slopes)
 
 
 def forward(
@@ -74,11 +73,9 @@ def forward(
     eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``layer_epilogue_fwd_triton``: ``(y, mean, rstd)``, shapes as in the schema."""
-    _check_inputs(x, noise, noise_strength, bias, scale)
+    prologue = _prologue(x, noise, noise_strength, bias, scale, alpha, gain)
     _check_like_x(style_bias, x, "style_bias", scale.shape)
-    return _plane_norm.forward(
-        x, noise, noise_strength, bias, scale, style_bias, _slopes(alpha, gain), eps
-    )
+    return _plane_norm.forward(x, prologue, scale, style_bias, eps)
 
 
 def backward(
@@ -96,7 +93,7 @@ def backward(
 ) -> tuple[torch.Tensor, ...]:
     """``layer_epilogue_bwd_triton``: ``(dx, dnoise, dnoise_strength, dbias, dscale,
     dstyle_bias)``; an entry not in ``output_mask`` is empty."""
-    _check_inputs(x, noise, noise_strength, bias, scale)
+    prologue = _prologue(x, noise, noise_strength, bias, scale, alpha, gain)
     if dy.shape != x.shape or dy.dtype != x.dtype or dy.device != x.device:
         raise RuntimeError(f"{LABEL}: dy must match x in shape, dtype and device")
     stats_dtype = statistics_dtype(x.dtype)
@@ -112,6 +109,4 @@ def backward(
         raise RuntimeError(f"{LABEL}: dnoise and dnoise_strength need noise and noise_strength")
     if mask[3] and bias is None:
         raise RuntimeError(f"{LABEL}: dbias needs bias")
-    return _plane_norm.backward(
-        dy, x, noise, noise_strength, bias, scale, mean, rstd, _slopes(alpha, gain), mask
-    )
+    return _plane_norm.backward(dy, x, prologue, scale, mean, rstd, mask)
