@@ -663,7 +663,8 @@ def test_env_variable_selects_impl(monkeypatch):
         layer_epilogue(x, None, None, None, scale, scale)
     monkeypatch.setenv("STYLEGAN_FAST_IMPL_LAYER_EPILOGUE", "ref")
     monkeypatch.setenv("STYLEGAN_FAST_IMPL", "cuda")
-    expected = reference.layer_epilogue(x, None, None, None, scale, scale, 0.2, math.sqrt(2), 1e-8)
+    act = reference.Activation(None, None, None, 0.2, math.sqrt(2))
+    expected = reference.layer_epilogue(x, act, scale, scale, 1e-8)
     assert torch.equal(layer_epilogue(x, None, None, None, scale, scale), expected)
 
 

@@ -90,9 +90,8 @@ def layer_epilogue(
 
     backend = _backend.resolve(op, impl, x.device, x=x)
     if backend == "ref":
-        return reference.layer_epilogue(
-            x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps
-        )
+        act = reference.Activation(noise, noise_strength, bias, alpha, gain)
+        return reference.layer_epilogue(x, act, scale, style_bias, eps)
     kernels = registration.OP.kernels(backend)
     y, _, _ = kernels.fwd(x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps)
     return y

@@ -18,6 +18,8 @@ Plain torch throughout, so it is differentiable to any order. Imports only torch
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -27,16 +29,22 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def activation(
-    x: torch.Tensor,
-    noise: torch.Tensor | None,
-    noise_strength: torch.Tensor | None,
-    bias: torch.Tensor | None,
-    alpha: float,
-    gain: float,
-) -> torch.Tensor:
+class Activation(NamedTuple):
+    """The terms of steps 1-2 (shapes as in the module docstring): ``noise`` (read only when
+    ``noise_strength`` is given), ``noise_strength`` or None (no noise term), ``bias`` or None,
+    and the leaky ReLU's negative slope ``alpha`` and output scale ``gain``."""
+
+    noise: torch.Tensor | None
+    noise_strength: torch.Tensor | None
+    bias: torch.Tensor | None
+    alpha: float
+    gain: float
+
+
+def activation(x: torch.Tensor, act: Activation) -> torch.Tensor:
     """Steps 1-2: ``u = lrelu(x + noise_strength * noise + bias, alpha) * gain``, returned in
-    :func:`compute_dtype` of ``x``. Shapes as in :func:`layer_epilogue`."""
+    :func:`compute_dtype` of ``x``."""
+    noise, noise_strength, bias, alpha, gain = act
     dtype = compute_dtype(x.dtype)
     t = x.to(dtype)
     if noise_strength is not None:
@@ -48,24 +56,20 @@ def activation(
 
 def layer_epilogue(
     x: torch.Tensor,
-    noise: torch.Tensor | None,
-    noise_strength: torch.Tensor | None,
-    bias: torch.Tensor | None,
+    act: Activation,
     scale: torch.Tensor,
     style_bias: torch.Tensor,
-    alpha: float,
-    gain: float,
     eps: float | torch.Tensor,
 ) -> torch.Tensor:
-    """Reference layer epilogue (arguments already validated; noise already drawn).
+    """Reference layer epilogue (arguments already validated; noise already drawn): the public
+    ``layer_epilogue(x, noise, noise_strength, bias, scale, style_bias, alpha, gain, eps)`` with
+    the terms of steps 1-2 in ``act``.
 
     Args:
         x: ``[N, C, H, W]``.
-        noise: ``[N, 1, H, W]`` or ``[1, 1, H, W]``; read only when ``noise_strength`` is given.
-        noise_strength: ``[C]`` or None (no noise term).
-        bias: ``[C]`` or None.
+        act: steps 1-2's noise ``[N, 1, H, W]`` or ``[1, 1, H, W]``, noise_strength ``[C]`` or
+            None, bias ``[C]`` or None, alpha and gain (:class:`Activation`).
         scale, style_bias: ``[N, C]``.
-        alpha, gain: the leaky ReLU's negative slope and output scale.
         eps: added to the variance; a float, or an ``[N, C]`` tensor (one value per plane,
             which the registered ops' higher-order backward uses to reproduce a saved
             ``rsqrt(var + eps)`` exactly).
@@ -73,7 +77,7 @@ def layer_epilogue(
     Returns:
         ``y: [N, C, H, W]`` in ``x``'s dtype.
     """
-    u = activation(x, noise, noise_strength, bias, alpha, gain)
+    u = activation(x, act)
     mean = u.mean(dim=(2, 3), keepdim=True)
     centered = u - mean
     var = centered.square().mean(dim=(2, 3), keepdim=True)

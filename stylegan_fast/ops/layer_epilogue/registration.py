@@ -83,7 +83,7 @@ def _bwd_backward(kernels, ctx, *grads_of_grads):
     # The schema carries rstd, not eps: recover var + eps per plane from the saved rstd
     # so the reference reproduces the forward's normalisation exactly.
     with torch.no_grad():
-        u = reference.activation(x, noise, noise_strength, bias, alpha, gain)
+        u = reference.activation(x, reference.Activation(noise, noise_strength, bias, alpha, gain))
         var = u.var(dim=(2, 3), unbiased=False)
         eps_per_plane = rstd.to(u.dtype).reciprocal().square() - var
     # style_bias is not an input of *_bwd (dstyle_bias = sum_hw dy needs no value of it),
@@ -92,9 +92,8 @@ def _bwd_backward(kernels, ctx, *grads_of_grads):
     style_bias = torch.zeros_like(scale)
 
     def forward(x_, noise_, noise_strength_, bias_, scale_, style_bias_):
-        return reference.layer_epilogue(
-            x_, noise_, noise_strength_, bias_, scale_, style_bias_, alpha, gain, eps_per_plane
-        )
+        act = reference.Activation(noise_, noise_strength_, bias_, alpha, gain)
+        return reference.layer_epilogue(x_, act, scale_, style_bias_, eps_per_plane)
 
     grad_dy, *grad_primals, _ = _library.reference_backward_of_backward(
         forward,
