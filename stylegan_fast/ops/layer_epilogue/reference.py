@@ -13,7 +13,7 @@ StyleGAN's per-layer epilogue after each convolution, for ``x: [N, C, H, W]``:
 fp16/bf16 inputs are upcast to float32 for all four steps (the statistics need it, and one
 rounding at the end is what the kernels do too); ``y`` is cast back to ``x``'s dtype.
 
-Plain torch throughout, so it is differentiable to any order. Imports only torch.
+Plain torch throughout, so it is differentiable to any order. Imports only torch (and typing).
 """
 
 from __future__ import annotations
