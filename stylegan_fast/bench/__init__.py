@@ -28,27 +28,21 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def add_arguments(parser: argparse.ArgumentParser, default_ops=None) -> None:
-    parser.add_argument(
-        "--op",
-        action="append",
-        choices=sorted(BENCHES),
-        help="op to benchmark (repeatable; default: all)",
+    harness.add_repeatable(
+        parser, "--op", choices=sorted(BENCHES), help="op to benchmark (repeatable; default: all)"
     )
-    parser.add_argument(
+    harness.add_repeatable(
+        parser,
         "--dtype",
-        action="append",
         choices=sorted(DTYPES),
         help="repeatable; default fp32, fp16, bf16 on CUDA and fp32 on CPU",
     )
-    parser.add_argument(
-        "--mode",
-        action="append",
-        choices=harness.MODES,
-        help="repeatable; default: all of fwd, fwd+bwd, r1",
+    harness.add_repeatable(
+        parser, "--mode", choices=harness.MODES, help="repeatable; default: all of fwd, fwd+bwd, r1"
     )
-    parser.add_argument(
+    harness.add_repeatable(
+        parser,
         "--provider",
-        action="append",
         help="ref, compile, cpp, cuda, triton (repeatable; default: all "
         "available, without compile on CPU --quick)",
     )

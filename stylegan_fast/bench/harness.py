@@ -78,6 +78,13 @@ class Row:
     note: str = ""
 
 
+def add_repeatable(parser, *flags: str, choices=None, help: str, **kwargs) -> None:
+    """A repeatable option of ``parser`` (or of an argument group): each use appends one value
+    (one of ``choices`` when given) to a list; the list is None when the option is not given,
+    so the caller picks the default (the device's, the op's) after parsing."""
+    parser.add_argument(*flags, action="append", choices=choices, help=help, **kwargs)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the op and the end-to-end benchmarks alike (``stylegan-fast bench``
     gives them once, for both): the device, the timing and the result files."""

@@ -1,6 +1,6 @@
 """What the generation commands (``generate``, ``mix``, ``interpolate``, ``noise``,
 ``metrics``) share on the command line: seed lists, ``--network``/``--device``/``--impl``,
-truncation and class options, the metric networks (``--feature-net``,
+truncation, class and noise-mode options, the metric networks (``--feature-net``,
 ``--feature-preprocessing``, ``--distance-net``; ``metrics`` and ``train --metrics``), and
 the checks that turn a bad value into a ``ValueError`` naming its option (the CLI prints it
 as one line)."""
@@ -17,6 +17,7 @@ import torch
 
 from .._backend import IMPLS
 from ..metrics import PREPROCESSING, FeatureNet
+from ..models.synthesis import NOISE_MODES
 from ..pretrained import load_networks
 from ..tools._common import labels
 
@@ -120,6 +121,17 @@ def add_class_argument(parser: argparse.ArgumentParser) -> None:
         metavar="INDEX",
         help="class label for a conditional generator",
     )
+
+
+def add_noise_mode_argument(
+    parser: argparse.ArgumentParser,
+    default: str | None,
+    help: str | None = None,
+    choices: tuple[str, ...] = NOISE_MODES,
+) -> None:
+    """``--noise-mode``: one of ``choices`` (the synthesis' random, const, none, or the
+    command's subset); what the default is and what each mode means there, ``help`` says."""
+    parser.add_argument("--noise-mode", default=default, choices=choices, help=help)
 
 
 def add_metric_network_arguments(parser: argparse.ArgumentParser) -> None:

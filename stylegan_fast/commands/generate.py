@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.synthesis import NOISE_MODES
 from ..tools import _common
 from ..tools.generate import generate_images, grid_shape
 from ..tools.project import load_projected_noise, load_projected_w, render
@@ -36,11 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "it, --noise-mode decides",
     )
     _arguments.add_truncation_arguments(parser)
-    parser.add_argument(
-        "--noise-mode",
-        default="const",
-        choices=NOISE_MODES,
-        help="const: each layer's fixed noise (default); random: noise drawn from the seed; "
+    _arguments.add_noise_mode_argument(
+        parser,
+        "const",
+        "const: each layer's fixed noise (default); random: noise drawn from the seed; "
         "none: no noise",
     )
     _arguments.add_class_argument(parser)

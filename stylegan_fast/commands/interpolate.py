@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--frames", type=int, default=8, help="frames per segment, both ends included (8)"
     )
     _arguments.add_truncation_arguments(parser)
-    parser.add_argument("--noise-mode", default="const", choices=("const", "random", "none"))
+    _arguments.add_noise_mode_argument(parser, "const", choices=("const", "random", "none"))
     _arguments.add_class_argument(parser)
     parser.add_argument("--gif", action="store_true", help="also write interpolate.gif")
     parser.add_argument("--fps", type=float, default=12.0, help="GIF frames per second (12)")

@@ -48,11 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crop", default="paper", choices=("paper", "none"), help="PPL's face crop (paper)"
     )
-    parser.add_argument(
-        "--noise-mode",
-        default=None,
-        choices=("random", "const", "none"),
-        help="generator noise (default: random for FID/KID/PR, const for PPL)",
+    _arguments.add_noise_mode_argument(
+        parser, None, "generator noise (default: random for FID/KID/PR, const for PPL)"
     )
     parser.add_argument("--cache-dir", default=None, help="cache of real-image statistics")
     parser.add_argument("--progress", action="store_true", help="show progress bars")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.synthesis import NOISE_MODES
 from ..tools import _common
 from ..tools.mix import BANDS, figure_layout, figure_pixels, style_bands, style_mixing
 from . import _arguments
@@ -58,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(64²+; the top resolution below 64²), all, or layers like 0-3 (default coarse)",
     )
     _arguments.add_truncation_arguments(parser)
-    parser.add_argument("--noise-mode", default="const", choices=NOISE_MODES)
+    _arguments.add_noise_mode_argument(parser, "const")
     _arguments.add_class_argument(parser)
     parser.add_argument(
         "--save-cells", action="store_true", help="also write each image as its own PNG"

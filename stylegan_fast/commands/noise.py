@@ -27,11 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _arguments.add_truncation_arguments(parser)
     _arguments.add_class_argument(parser)
-    parser.add_argument(
-        "--noise-mode",
-        default="random",
+    _arguments.add_noise_mode_argument(
+        parser,
+        "random",
+        "random (default); none renders without noise, a control whose map is black",
         choices=NOISE_MODES,
-        help="random (default); none renders without noise, a control whose map is black",
     )
     parser.add_argument("--batch", type=int, default=8, help="images per generator call (8)")
 

@@ -138,18 +138,7 @@ class Trainer:
             if self.progressive
             else None
         )
-        self.loss = StyleGANLoss(
-            self.G,
-            self.D,
-            loss=config.loss,
-            r1_gamma=config.r1_gamma,
-            r1_interval=config.r1_interval,
-            style_mixing_prob=config.style_mixing_prob,
-            wgan_lambda=config.wgan_lambda,
-            wgan_epsilon=config.wgan_epsilon,
-            wgan_target=config.wgan_target,
-            style_mix_fn=style_mix_fn,
-        )
+        self.loss = StyleGANLoss.from_config(self.G, self.D, config, style_mix_fn)
         # Lazy R1 runs every r1_interval D steps: StyleGAN2's Adam correction keeps the
         # optimizer's effective statistics per image unchanged (identity for interval 1).
         self._d_interval = (

@@ -14,6 +14,17 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("logistic", "wgan-gp")
+# The StyleGANLoss options a training config carries under the same names
+# (:meth:`StyleGANLoss.from_config`).
+CONFIG_FIELDS = (
+    "loss",
+    "r1_gamma",
+    "r1_interval",
+    "style_mixing_prob",
+    "wgan_lambda",
+    "wgan_epsilon",
+    "wgan_target",
+)
 
 
 def generator_logistic_loss(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -145,6 +156,16 @@ class StyleGANLoss:
         self.wgan_epsilon = float(wgan_epsilon)
         self.wgan_target = float(wgan_target)
         self._style_mix_fn = style_mix_fn
+
+    @classmethod
+    def from_config(
+        cls, G: torch.nn.Module, D: Callable, config, style_mix_fn: Callable | None = None
+    ) -> StyleGANLoss:
+        """The loss a training config asks for: its :data:`CONFIG_FIELDS` (``loss``,
+        ``r1_gamma``, ...) read by name from ``config`` (a :class:`~.config.TrainingConfig` or
+        anything with those attributes)."""
+        options = {name: getattr(config, name) for name in CONFIG_FIELDS}
+        return cls(G, D, **options, style_mix_fn=style_mix_fn)
 
     def generate(
         self,

@@ -214,3 +214,22 @@ def test_wgan_gp_by_hand():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         StyleGANLoss(TinyGenerator(), TinyDiscriminator(), **kwargs)
+
+
+def test_from_config_reads_the_loss_options_of_a_training_config():
+    from stylegan_fast.train import TrainingConfig
+
+    config = TrainingConfig(
+        loss="wgan-gp",
+        r1_gamma=3.0,
+        r1_interval=4,
+        style_mixing_prob=0.5,
+        wgan_lambda=7.0,
+        wgan_epsilon=0.01,
+        wgan_target=2.0,
+    )
+    G, D = TinyGenerator(), TinyDiscriminator()
+    loss = StyleGANLoss.from_config(G, D, config, style_mix)
+    assert (loss.G, loss.D, loss._style_mix_fn) == (G, D, style_mix)
+    for name in losses.CONFIG_FIELDS:
+        assert getattr(loss, name) == getattr(config, name)

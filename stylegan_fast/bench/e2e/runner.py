@@ -32,29 +32,29 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> None:
     already has (``--device --dtype --batch --quick --reps --warmup --threads --results-dir
     --no-save``), which then apply to both."""
     e2e = parser.add_argument_group("end-to-end benchmarks")
-    e2e.add_argument(
+    harness.add_repeatable(
+        e2e,
         "--workload",
-        action="append",
         choices=workloads.WORKLOADS,
         help="generator (inference) and/or train (one training step); default both",
     )
-    e2e.add_argument(
+    harness.add_repeatable(
+        e2e,
         "--preset",
-        action="append",
         help="model preset (repeatable); default on CUDA stylegan-256 + stylegan-1024 for the "
         "generator and stylegan-256 for training, on CPU tiny",
     )
     names = ["--e2e-provider"] + (["--provider"] if shared else [])
-    e2e.add_argument(
+    harness.add_repeatable(
+        e2e,
         *names,
         dest="e2e_provider",
-        action="append",
         choices=workloads.ALL_PROVIDERS,
         help="repeatable; default every provider the device runs (no compiled ones on CPU)",
     )
-    e2e.add_argument(
+    harness.add_repeatable(
+        e2e,
         "--layout",
-        action="append",
         choices=LAYOUTS,
         help="memory format of weights and activations (repeatable; default nchw)",
     )
@@ -72,9 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> None:
     )
     if not shared:
         return
-    parser.add_argument(
+    harness.add_repeatable(
+        parser,
         "--dtype",
-        action="append",
         choices=sorted(workloads.PRECISIONS),
         help="repeatable; default fp32+fp16+bf16 (generator) and fp32+bf16 (train) on CUDA, "
         "fp32 on CPU",
