@@ -72,14 +72,14 @@ _SOFTPLUS_THRESHOLD = tl.constexpr(20.0)
 # ---------------------------------------------------------------------------------------------
 # The kernel
 #
-# One kernel serves forward and backward, with the math inline but for the piecewise-linear
-# activations' branches, which the value and the gradient share: under TRITON_INTERPRET=1
-# every call of a nested @triton.jit function re-patches triton.language (~8 ms each measured
-# when this kernel was written, ~0.7 ms with Triton 3.9), which made helper functions cost more
-# than the kernels themselves in the CPU test suite. The exceptions are calls a few per
-# program: the shared join of the float scalars (three a launch, 0.1-0.3 ms each measured,
+# One kernel serves forward and backward, its math inline but for _piecewise_linear (the
+# branches that the piecewise-linear activations' value and gradient share): under
+# TRITON_INTERPRET=1 every call of a nested @triton.jit function re-patches triton.language
+# (~8 ms each when this kernel was written, ~0.7 ms measured with Triton 3.9), which made helper
+# functions cost more than the kernels themselves in the CPU test suite. Nested calls stay a few
+# a program: the shared join of the float scalars (three a launch, 0.1-0.3 ms each measured,
 # Triton 3.9 and 3.6) and _piecewise_linear (one a tile forward, two backward; the interpreter's
-# tiles cover a test tensor in one or a few).
+# tiles cover a test tensor in one or a few, and tests/ops/test_bias_act.py took no longer).
 
 
 @triton.jit
