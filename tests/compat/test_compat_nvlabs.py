@@ -4,6 +4,7 @@ every CPU backend, impl names, bad input."""
 
 import inspect
 import math
+import pickle
 import random
 from functools import partial
 
@@ -56,6 +57,19 @@ def test_signature_matches_nvlabs(fn):
     assert got == SIGNATURES[fn]
     for (_, got_default), (_, want_default) in zip(got, SIGNATURES[fn]):
         assert type(got_default) is type(want_default)  # 1 stays an int, not 1.0
+
+
+@pytest.mark.parametrize("fn", list(SIGNATURES), ids=lambda fn: fn.__name__)
+def test_shim_is_a_module_function(fn):
+    """Built by ``_impl.shim``, each still reads as a function of its module: name, docstring,
+    pickled by reference, and Python's own errors for a missing or unknown argument."""
+    module = bias_act if fn is bias_act.bias_act else upfirdn2d
+    assert fn.__module__ == module.__name__ and getattr(module, fn.__qualname__) is fn
+    assert fn.__doc__ and pickle.loads(pickle.dumps(fn)) is fn
+    with pytest.raises(TypeError, match=rf"{fn.__name__}\(\) missing \d required positional"):
+        fn()
+    with pytest.raises(TypeError, match=rf"{fn.__name__}\(\) got an unexpected keyword"):
+        fn(None, nvlabs_has_no_such_argument=1)
 
 
 def test_module_layout_matches_torch_utils_ops():

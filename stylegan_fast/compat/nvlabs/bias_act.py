@@ -1,6 +1,7 @@
 """NVlabs' ``torch_utils.ops.bias_act``: :func:`bias_act` and :data:`activation_funcs`.
 
-Mapping onto :func:`stylegan_fast.ops.bias_act` (same argument names and order):
+Mapping onto :func:`stylegan_fast.ops.bias_act` (same argument names and order; :func:`._impl.shim`
+builds the shim from it):
 
 - ``impl``: ``"cuda"`` (NVlabs' default: the fast op where it can run, else the reference)
   becomes our ``"auto"``; ``"ref"`` stays ``"ref"``.
@@ -112,17 +113,30 @@ activation_funcs: dict[str, ActivationSpec] = {
 _ELU_ALPHA = 1.0
 
 
-def bias_act(
-    x: torch.Tensor,
-    b: torch.Tensor | None = None,
-    dim: int = 1,
-    act: str = "linear",
-    alpha: float | None = None,
-    gain: float | None = None,
-    clamp: float | None = None,
-    impl: str = "cuda",
-) -> torch.Tensor:
-    """NVlabs' fused bias + activation: ``clamp(act(x + b; alpha) * gain, -clamp, clamp)``.
+def _nvlabs_alpha_gain(arguments: dict) -> None:
+    """NVlabs' ``alpha`` and ``gain`` (``None``: the activation's default from
+    :data:`activation_funcs`; elu's alpha fixed at 1) in ``arguments``, in place."""
+    op = "bias_act"
+    act = arguments["act"]
+    if not isinstance(act, str) or act not in activation_funcs:
+        raise ValueError(f"{op}: act must be one of {sorted(activation_funcs)}, got {act!r}")
+    spec = activation_funcs[act]
+    alpha = v.check_number(op, "alpha", arguments["alpha"], allow_none=True)
+    if act == "elu":
+        alpha = _ELU_ALPHA
+    elif alpha is None:
+        alpha = spec.def_alpha
+    arguments["alpha"] = alpha
+    if arguments["gain"] is None:
+        arguments["gain"] = spec.def_gain
+
+
+bias_act = _impl.shim(
+    _bias_act,
+    __name__,
+    adapt=_nvlabs_alpha_gain,
+    impl="cuda",
+    doc="""NVlabs' fused bias + activation: ``clamp(act(x + b; alpha) * gain, -clamp, clamp)``.
 
     Args:
         x: ``[..., C, ...]``, any rank; fp16/bf16/fp32/fp64.
@@ -137,15 +151,5 @@ def bias_act(
 
     Returns:
         ``y``, shaped like ``x``, differentiable to any order.
-    """
-    op = "bias_act"
-    if not isinstance(act, str) or act not in activation_funcs:
-        raise ValueError(f"{op}: act must be one of {sorted(activation_funcs)}, got {act!r}")
-    spec = activation_funcs[act]
-    alpha = v.check_number(op, "alpha", alpha, allow_none=True)
-    if act == "elu":
-        alpha = _ELU_ALPHA
-    elif alpha is None:
-        alpha = spec.def_alpha
-    gain = spec.def_gain if gain is None else gain
-    return _bias_act(x, b, dim, act, alpha, gain, clamp, impl=_impl.resolve(op, impl))
+    """,
+)

@@ -3,7 +3,8 @@
 
 ``stylegan_fast.ops`` implements these with NVlabs' semantics already (the same filter
 preparation, up/down/padding parsing, centring of the helpers' padding, gain and flip), so each
-shim passes its arguments through. What differs is adapted here:
+shim passes its arguments through (:func:`._impl.shim` builds each from our op). What differs is
+adapted here:
 
 - ``impl``: NVlabs' default ``"cuda"`` becomes our ``"auto"``; ``"ref"`` stays ``"ref"``.
 - ``setup_filter``: ``f`` has no default, and ``device`` defaults to ``torch.device("cpu")``,
@@ -15,6 +16,8 @@ NVlabs' ``conv2d_resample`` also imports two private helpers from this module,
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
@@ -30,15 +33,12 @@ from ._impl import init as _init  # noqa: F401  (NVlabs' scripts call _init())
 __all__ = ["setup_filter", "upfirdn2d", "upsample2d", "downsample2d", "filter2d"]
 
 
-def setup_filter(
-    f,
-    device: torch.device | str = torch.device("cpu"),  # noqa: B008  (NVlabs' default)
-    normalize: bool = True,
-    flip_filter: bool = False,
-    gain: float = 1,
-    separable: bool | None = None,
-) -> torch.Tensor:
-    """The float32 filter tensor for :func:`upfirdn2d` from taps ``f``.
+setup_filter = _impl.shim(
+    _setup_filter,
+    __name__,
+    f=inspect.Parameter.empty,
+    device=torch.device("cpu"),
+    doc="""The float32 filter tensor for :func:`upfirdn2d` from taps ``f``.
 
     Args:
         f: None (the identity), or taps as a scalar, ``[ft]`` or ``[fh, fw]`` (list, array or
@@ -51,21 +51,14 @@ def setup_filter(
 
     Returns:
         ``[ft]`` (separable) or ``[fh, fw]``, float32, on ``device``.
-    """
-    return _setup_filter(f, device, normalize, flip_filter, gain, separable)
+    """,
+)
 
-
-def upfirdn2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    up=1,
-    down=1,
-    padding=0,
-    flip_filter: bool = False,
-    gain: float = 1,
-    impl: str = "cuda",
-) -> torch.Tensor:
-    """Upsample (zero insertion), pad (negative crops), FIR filter (true convolution unless
+upfirdn2d = _impl.shim(
+    _upfirdn2d,
+    __name__,
+    impl="cuda",
+    doc="""Upsample (zero insertion), pad (negative crops), FIR filter (true convolution unless
     ``flip_filter``), downsample; the output scaled by ``gain``.
 
     Args:
@@ -79,67 +72,46 @@ def upfirdn2d(
 
     Returns:
         ``[N, C, (H * upy + pady0 + pady1 - fh) // downy + 1, (likewise for W)]``.
-    """
-    impl = _impl.resolve("upfirdn2d", impl)
-    return _upfirdn2d(x, f, up, down, padding, flip_filter, gain, impl=impl)
+    """,
+)
 
-
-def upsample2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    up=2,
-    padding=0,
-    flip_filter: bool = False,
-    gain: float = 1,
-    impl: str = "cuda",
-) -> torch.Tensor:
-    """Upsamples ``x`` by ``up`` with the interpolation filter ``f``, padded so that the
+upsample2d = _impl.shim(
+    _upsample2d,
+    __name__,
+    impl="cuda",
+    doc="""Upsamples ``x`` by ``up`` with the interpolation filter ``f``, padded so that the
     output is ``up`` times the input (plus ``padding``), the gain compensating for the
     inserted zeros.
 
     Returns:
         ``[N, C, H * upy + pady0 + pady1, W * upx + padx0 + padx1]``.
-    """
-    impl = _impl.resolve("upsample2d", impl)
-    return _upsample2d(x, f, up, padding, flip_filter, gain, impl=impl)
+    """,
+)
 
-
-def downsample2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    down=2,
-    padding=0,
-    flip_filter: bool = False,
-    gain: float = 1,
-    impl: str = "cuda",
-) -> torch.Tensor:
-    """Filters ``x`` with the anti-aliasing filter ``f`` and keeps every ``down``-th sample,
+downsample2d = _impl.shim(
+    _downsample2d,
+    __name__,
+    impl="cuda",
+    doc="""Filters ``x`` with the anti-aliasing filter ``f`` and keeps every ``down``-th sample,
     padded so that the output is the input divided by ``down`` (plus ``padding``).
 
     Returns:
         ``[N, C, (H + pady0 + pady1) // downy, (W + padx0 + padx1) // downx]`` for sizes that
         ``down`` divides.
-    """
-    impl = _impl.resolve("downsample2d", impl)
-    return _downsample2d(x, f, down, padding, flip_filter, gain, impl=impl)
+    """,
+)
 
-
-def filter2d(
-    x: torch.Tensor,
-    f: torch.Tensor | None,
-    padding=0,
-    flip_filter: bool = False,
-    gain: float = 1,
-    impl: str = "cuda",
-) -> torch.Tensor:
-    """Filters ``x`` with ``f``, padded so that the output keeps the input's size (plus
+filter2d = _impl.shim(
+    _filter2d,
+    __name__,
+    impl="cuda",
+    doc="""Filters ``x`` with ``f``, padded so that the output keeps the input's size (plus
     ``padding``).
 
     Returns:
         ``[N, C, H + pady0 + pady1, W + padx0 + padx1]``.
-    """
-    impl = _impl.resolve("filter2d", impl)
-    return _filter2d(x, f, padding, flip_filter, gain, impl=impl)
+    """,
+)
 
 
 def _parse_padding(padding) -> tuple[int, int, int, int]:

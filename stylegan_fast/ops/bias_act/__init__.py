@@ -67,7 +67,8 @@ def bias_act(
         dim = 0  # unused without a bias; one canonical value keeps compiled graphs shared
 
     backend = _backend.resolve(op, impl, x.device, x=x)
+    params = reference.Params(dim, act, alpha, gain, clamp)
     if backend == "ref":
-        return reference.bias_act(x, b, dim, act, alpha, gain, clamp)
+        return reference.bias_act(x, b, params)
     kernels = registration.OP.kernels(backend)
-    return kernels.fwd(x, b, dim, act, alpha, gain, clamp)
+    return kernels.fwd(x, b, *params)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,28 +46,34 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
-def bias_act(
-    x: torch.Tensor,
-    b: torch.Tensor | None,
-    dim: int,
-    act: str,
-    alpha: float,
-    gain: float,
-    clamp: float | None,
-) -> torch.Tensor:
-    """Reference bias + activation (arguments already validated and resolved).
+class Params(NamedTuple):
+    """bias_act's arguments after ``x`` and ``b``, validated and resolved, in the schemas'
+    order (registration.py): the public function, the autograd and the reference pass them
+    along together, and the kernels take them spread out (``*params``)."""
+
+    # The axis ``b`` runs along (non-negative).
+    dim: int
+    # A key of :data:`ACTIVATIONS`.
+    act: str
+    # The activation's shape parameter and the output scale.
+    alpha: float
+    gain: float
+    # Clamp the output to ``[-clamp, clamp]``, or None.
+    clamp: float | None
+
+
+def bias_act(x: torch.Tensor, b: torch.Tensor | None, params: Params) -> torch.Tensor:
+    """Reference bias + activation.
 
     Args:
-        x: ``[..., C, ...]`` with ``C = x.shape[dim]``.
+        x: ``[..., C, ...]`` with ``C = x.shape[params.dim]``.
         b: ``[C]`` or None.
-        dim: the axis ``b`` runs along (non-negative).
-        act: a key of :data:`ACTIVATIONS`.
-        alpha, gain: the activation's shape parameter and output scale.
-        clamp: clamp the output to ``[-clamp, clamp]``, or None.
+        params: the other arguments, validated and resolved.
 
     Returns:
         ``y``, shaped like ``x``.
     """
+    dim, act, alpha, gain, clamp = params
     if b is not None:
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     y = ACTIVATIONS[act].fn(x, alpha)

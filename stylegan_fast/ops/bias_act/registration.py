@@ -36,7 +36,7 @@ def _fwd_fake(x, b, dim, act, alpha, gain, clamp):
 def _fwd_setup(ctx, inputs, output):
     x, b, *params = inputs
     ctx.save_for_backward(x, b)
-    ctx.params = tuple(params)  # dim, act, alpha, gain, clamp
+    ctx.params = reference.Params(*params)
 
 
 def _fwd_backward(kernels, ctx, mask, dy):
@@ -58,20 +58,20 @@ def _bwd_setup(ctx, inputs, output):
     # passes None).
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(dy, x, b)
-    ctx.params = tuple(params)
+    ctx.params = reference.Params(*params)
     ctx.compute_db = compute_db
 
 
 def _bwd_backward(kernels, ctx, grad_dx, grad_db):
     dy, x, b = ctx.saved_tensors
-    dim, act, alpha, gain, clamp = ctx.params
+    params = ctx.params
     if not ctx.compute_db:
         grad_db = None
     none_tail = (None,) * 6  # dim, act, alpha, gain, clamp, compute_db
-    if not reference.ACTIVATIONS[act].piecewise_linear:
+    if not reference.ACTIVATIONS[params.act].piecewise_linear:
 
         def forward(x_, b_):
-            return reference.bias_act(x_, b_, dim, act, alpha, gain, clamp)
+            return reference.bias_act(x_, b_, params)
 
         grad_dy, grad_x, grad_b = _library.reference_backward_of_backward(
             forward, (x, b), (dy,), (grad_dx, grad_db)
@@ -80,11 +80,11 @@ def _bwd_backward(kernels, ctx, grad_dx, grad_db):
     # db = sum(dx) over the non-channel dims, so its incoming gradient spreads over dx.
     grad = grad_dx
     if grad_db is not None:
-        spread = grad_db.reshape(_bias_shape(x, dim)).expand_as(x)
+        spread = grad_db.reshape(_bias_shape(x, params.dim)).expand_as(x)
         grad = spread if grad is None else grad + spread
     if grad is None:
         return None, None, None, *none_tail
-    grad_dy, _ = kernels.bwd(grad, x, b, dim, act, alpha, gain, clamp, False)
+    grad_dy, _ = kernels.bwd(grad, x, b, *params, False)
     return grad_dy, None, None, *none_tail
 
 

@@ -72,11 +72,28 @@ _SOFTPLUS_THRESHOLD = tl.constexpr(20.0)
 # ---------------------------------------------------------------------------------------------
 # The kernel
 #
-# One kernel serves forward and backward, with all the math inline: under TRITON_INTERPRET=1
-# every call of a nested @triton.jit function re-patches triton.language (~8 ms each), which
-# made helper functions cost more than the kernels themselves in the CPU test suite. The one
-# exception, the shared join of the float scalars, is three small calls a launch (0.1-0.3 ms
-# each measured, Triton 3.9 and 3.6).
+# One kernel serves forward and backward, its math inline but for _piecewise_linear (the
+# branches that the piecewise-linear activations' value and gradient share): under
+# TRITON_INTERPRET=1 every call of a nested @triton.jit function re-patches triton.language
+# (~8 ms each when this kernel was written, ~0.7 ms measured with Triton 3.9), which made helper
+# functions cost more than the kernels themselves in the CPU test suite. Nested calls stay a few
+# a program: the shared join of the float scalars (three a launch, 0.1-0.3 ms each measured,
+# Triton 3.9 and 3.6) and _piecewise_linear (one a tile forward, two backward; the interpreter's
+# tiles cover a test tensor in one or a few, and tests/ops/test_bias_act.py took no longer).
+
+
+@triton.jit
+def _piecewise_linear(v, u, alpha, ACT: tl.constexpr):
+    """``u`` scaled by the slope at ``v`` of the piecewise-linear activation ``ACT`` (linear,
+    relu or lrelu): the activation for ``u = v``, its gradient for ``u = dy``. torch's branches
+    (relu selects 0 rather than multiplying by it), so NaN and Inf propagate as in torch."""
+    if ACT == _LINEAR:
+        out = u
+    elif ACT == _RELU:
+        out = tl.where(v <= 0.0, 0.0, u)
+    else:
+        out = tl.where(v > 0.0, u, u * alpha)
+    return out
 
 
 # groups and tiles_per_program follow the grid, which follows the compiled kernel's occupancy:
@@ -181,12 +198,8 @@ def _bias_act_kernel(
             d = 1.0 / (1.0 + e)
             sig = tl.where(v >= 0.0, d, e * d)
             one_minus_sig = tl.where(v >= 0.0, e * d, d)
-        if ACT == _LINEAR:
-            a = v
-        elif ACT == _RELU:
-            a = tl.where(v <= 0.0, 0.0, v)
-        elif ACT == _LRELU:
-            a = tl.where(v > 0.0, v, v * alpha)
+        if ACT == _LINEAR or ACT == _RELU or ACT == _LRELU:
+            a = _piecewise_linear(v, v, alpha, ACT)
         elif ACT == _TANH:
             t = -expm1 / (2.0 + expm1)
             a = tl.where(v < 0.0, -t, t)
@@ -217,12 +230,8 @@ def _bias_act_kernel(
                 g = tl.where((y >= -clamp) & (y <= clamp), g, 0.0)
             g = g * gain
             # The gradient with respect to v: torch's backward formulas and branches.
-            if ACT == _LINEAR:
-                out = g
-            elif ACT == _RELU:
-                out = tl.where(v <= 0.0, 0.0, g)
-            elif ACT == _LRELU:
-                out = tl.where(v > 0.0, g, g * alpha)
+            if ACT == _LINEAR or ACT == _RELU or ACT == _LRELU:
+                out = _piecewise_linear(v, g, alpha, ACT)
             elif ACT == _TANH:
                 out = g * (1.0 - a * a)
             elif ACT == _SIGMOID:

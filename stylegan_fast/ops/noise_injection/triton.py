@@ -40,8 +40,18 @@ from .. import _triton_launch as tl_launch
 from .. import _triton_partials as tp
 from .._common import statistics_dtype
 
-# Kernels have no nested @triton.jit helpers: under TRITON_INTERPRET=1 each nested call
-# re-patches triton.language (~8 ms), more than the kernel's own work on a test tensor.
+# Kernels call nested @triton.jit helpers only outside their tile loops: under
+# TRITON_INTERPRET=1 each nested call re-patches triton.language (~8 ms measured when these
+# kernels were written; ~0.7 ms with Triton 3.9), which a call per tile would pay per tile.
+
+
+@triton.jit
+def _program_id(INDEX_64: tl.constexpr):
+    """This program's index along the grid, int64 when offsets may pass 2^31."""
+    pid = tl.program_id(0)
+    if INDEX_64:
+        pid = pid.to(tl.int64)
+    return pid
 
 
 @triton.jit
@@ -63,9 +73,7 @@ def _noise_fwd_kernel(
     # One tile per program, channel blocks fastest (so the tiles sharing a noise row run
     # together). NCHW: tile [BLOCK_CH, BLOCK_P] of one sample; channels_last: [BLOCK_P, BLOCK_CH]
     # over the N*H*W pixel rows.
-    pid = tl.program_id(0)
-    if INDEX_64:
-        pid = pid.to(tl.int64)
+    pid = _program_id(INDEX_64)
     channel_blocks = tl.cdiv(channels, BLOCK_CH)
     ch = (pid % channel_blocks) * BLOCK_CH + tl.arange(0, BLOCK_CH)
     ch_mask = ch < channels
@@ -127,11 +135,15 @@ def _noise_bwd_kernel(
     # dnoise_ptr: [splits, N*H*W] rows of per-pixel channel sums (dnoise itself when one
     # split covers all channels and noise is per sample); dstrength_ptr: [programs along the
     # pixel axis, C] rows of per-channel sums (dstrength itself when there is one such row).
-    pid = tl.program_id(0)
-    if INDEX_64:
-        pid = pid.to(tl.int64)
+    pid = _program_id(INDEX_64)
     group = pid % groups
+    # The group's tiles along the summed axis: pixel rows (channels_last) or channels (NCHW).
     first = group * tiles_per_program
+    if CHANNELS_LAST:
+        summed_tiles = tl.cdiv(pixel_rows, BLOCK_P)
+    else:
+        summed_tiles = tl.cdiv(channels, BLOCK_CH)
+    last = tl.minimum(first + tiles_per_program, summed_tiles)
     if CHANNELS_LAST:
         # Program (channel block, group of pixel tiles): per pixel tile, its rows' channel
         # sums go out at once; the channel sums run over the whole group.
@@ -140,7 +152,6 @@ def _noise_bwd_kernel(
         ch_mask = ch < channels
         strength = tl.load(strength_ptr + ch, mask=ch_mask, other=0.0).to(COMPUTE)
         ds_acc = tl.zeros([BLOCK_P, BLOCK_CH], COMPUTE)
-        last = tl.minimum(first + tiles_per_program, tl.cdiv(pixel_rows, BLOCK_P))
         for tile in range(first, last):
             p = tile * BLOCK_P + tl.arange(0, BLOCK_P)
             p_mask = p < pixel_rows
@@ -178,7 +189,6 @@ def _noise_bwd_kernel(
                 noise_row = 0
             noise = tl.load(noise_ptr + noise_row + p, mask=p_mask, other=0.0).to(COMPUTE)
         dn_acc = tl.zeros([BLOCK_CH, BLOCK_P], COMPUTE)
-        last = tl.minimum(first + tiles_per_program, tl.cdiv(channels, BLOCK_CH))
         for tile in range(first, last):
             ch = tile * BLOCK_CH + tl.arange(0, BLOCK_CH)
             ch_mask = ch < channels
@@ -229,6 +239,31 @@ def _check(x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor, x_name:
         )
 
 
+def _flags(t: torch.Tensor, noise: torch.Tensor, config, channels_last: bool) -> dict:
+    """The constexprs (and warps) both kernels take, for ``t`` (x or dy, ``[N, C, H, W]``) in
+    ``kernel_memory_format``. The tile's contiguous axis (channels for channels_last, a
+    sample's pixels for NCHW) spans up to ``config.max_cols``, the other the rest of
+    ``config.tile``."""
+    batch, channels, height, width = t.shape
+    if channels_last:
+        block_ch = min(tp.next_power_of_2(channels), config.max_cols)
+        block_p = min(tp.next_power_of_2(batch * height * width), max(1, config.tile // block_ch))
+    else:
+        block_p = min(tp.next_power_of_2(height * width), config.max_cols)
+        block_ch = min(tp.next_power_of_2(channels), max(1, config.tile // block_p))
+    return dict(
+        NOISE_PER_SAMPLE=noise.shape[0] == batch,
+        CHANNELS_LAST=channels_last,
+        COMPUTE=tl_launch.compute_dtype(t.dtype),
+        # The backward's partials hold fewer elements than dy (at most one per channel or
+        # pixel tile).
+        INDEX_64=tp.needs_int64_index(t.numel()),
+        BLOCK_P=block_p,
+        BLOCK_CH=block_ch,
+        num_warps=config.num_warps,
+    )
+
+
 def forward(x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
     """``noise_injection_fwd_triton``: ``y = x + strength[c] * noise``.
 
@@ -245,13 +280,11 @@ def forward(x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor) -> tor
     xc = x.contiguous(memory_format=fmt)
     channels_last = fmt == torch.channels_last
     config = tp.launch_config(x)
+    flags = _flags(x, noise, config, channels_last)
+    block_p, block_ch = flags["BLOCK_P"], flags["BLOCK_CH"]
     if channels_last:
-        block_ch = min(tp.next_power_of_2(channels), config.max_cols)
-        block_p = min(tp.next_power_of_2(batch * pixels), max(1, config.tile // block_ch))
         tiles = triton.cdiv(batch * pixels, block_p)
     else:
-        block_p = min(tp.next_power_of_2(pixels), config.max_cols)
-        block_ch = min(tp.next_power_of_2(channels), max(1, config.tile // block_p))
         tiles = batch * triton.cdiv(pixels, block_p)
     grid = (tiles * triton.cdiv(channels, block_ch),)
     tl_launch.launch(
@@ -265,13 +298,7 @@ def forward(x: torch.Tensor, noise: torch.Tensor, strength: torch.Tensor) -> tor
         channels,
         pixels,
         batch * pixels,
-        NOISE_PER_SAMPLE=noise.shape[0] == batch,
-        CHANNELS_LAST=channels_last,
-        COMPUTE=tl_launch.compute_dtype(x.dtype),
-        INDEX_64=tp.needs_int64_index(x.numel()),
-        BLOCK_P=block_p,
-        BLOCK_CH=block_ch,
-        num_warps=config.num_warps,
+        **flags,
     )
     return y
 
@@ -303,33 +330,20 @@ def backward(
     channels_last = fmt == torch.channels_last
     noise_per_sample = noise.shape[0] == batch
     config = tp.launch_config(dy)
+    flags = _flags(dy, noise, config, channels_last)
+    flags.update(COMPUTE_DNOISE=compute_dnoise, COMPUTE_DSTRENGTH=compute_dstrength)
+    block_p, block_ch = flags["BLOCK_P"], flags["BLOCK_CH"]
     if channels_last:
         # [N*H*W, C]: kept axis channels, summed (for dstrength) the pixel rows.
-        block_ch = min(tp.next_power_of_2(channels), config.max_cols)
-        block_p = min(tp.next_power_of_2(batch * pixels), max(1, config.tile // block_ch))
         kept_blocks = triton.cdiv(channels, block_ch)
         summed_tiles = triton.cdiv(batch * pixels, block_p)
     else:
         # [N, C, H*W]: kept (sample, pixel block), summed (for dnoise) the channels.
-        block_p = min(tp.next_power_of_2(pixels), config.max_cols)
-        block_ch = min(tp.next_power_of_2(channels), max(1, config.tile // block_p))
         kept_blocks = batch * triton.cdiv(pixels, block_p)
         summed_tiles = triton.cdiv(channels, block_ch)
     acc_dtype = statistics_dtype(dy.dtype)
     noise_c, strength_c = noise.contiguous(), strength.contiguous()
     sizes = (batch, channels, pixels, batch * pixels)
-    flags = dict(
-        NOISE_PER_SAMPLE=noise_per_sample,
-        CHANNELS_LAST=channels_last,
-        COMPUTE_DNOISE=compute_dnoise,
-        COMPUTE_DSTRENGTH=compute_dstrength,
-        COMPUTE=tl_launch.compute_dtype(dy.dtype),
-        # The partials hold fewer elements than dy (at most one per channel or pixel tile).
-        INDEX_64=tp.needs_int64_index(dy.numel()),
-        BLOCK_P=block_p,
-        BLOCK_CH=block_ch,
-        num_warps=config.num_warps,
-    )
     # The sums split until the grid is one wave of the compiled kernel (placeholders of the
     # partials' dtype stand in for the buffers, whose sizes follow the split).
     placeholder = dy.new_empty([0], dtype=acc_dtype)
