@@ -363,11 +363,8 @@ struct Backward {
   }
 };
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_fwd_cpu(const at::Tensor& x,
-                                                             const at::Tensor& scale,
-                                                             const at::Tensor& bias,
-                                                             double eps) {
-  adain::check_inputs(kLabel, x, scale, bias);
+adain::Outputs forward(const adain::ForwardArgs& args) {
+  const auto& [x, scale, bias, eps] = args;
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
   const at::Tensor scale_c = scale.contiguous();
@@ -389,13 +386,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_fwd_cpu(const at::Tensor& x
   return {y, mean, rstd};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cpu(const at::Tensor& dy,
-                                                             const at::Tensor& x,
-                                                             const at::Tensor& scale,
-                                                             const at::Tensor& mean,
-                                                             const at::Tensor& rstd,
-                                                             std::array<bool, 3> output_mask) {
-  adain::check_backward(kLabel, dy, x, scale, mean, rstd);
+adain::Outputs backward(const adain::BackwardArgs& args) {
+  const auto& [dy, x, scale, mean, rstd, output_mask] = args;
   const auto [compute_dx, compute_dscale, compute_dbias] = output_mask;
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
@@ -430,8 +422,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cpu(const at::Tensor& d
   return {dx, dscale, dbias};
 }
 
+using Cpu = adain::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(adain, CPU, adain_fwd_cpu, adain_bwd_cpu)
+STYLEGAN_FAST_REGISTER_FWD_BWD(adain, CPU, Cpu::fwd, Cpu::bwd)
 
 }  // namespace stylegan_fast

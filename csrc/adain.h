@@ -1,7 +1,10 @@
-// adain's argument checks, shared by its CPU kernels (adain.cpp) and its CUDA entry points
-// (adain_cuda.cu). The math is plane_norm.h's (the op is the plane normalisation with the
+// adain's argument checks and entry points, shared by its CPU kernels (adain.cpp) and its CUDA
+// kernels (adain_cuda.cu). The math is plane_norm.h's (the op is the plane normalisation with the
 // identity prologue; adain's (scale, bias) are the style affine's (scale, style_bias)).
 #pragma once
+
+#include <array>
+#include <tuple>
 
 #include "plane_norm.h"
 
@@ -48,6 +51,44 @@ inline void check_backward(const Label& label, const at::Tensor& dy, const at::T
   check_plane_tensor(label, mean, x, "mean", accumulation_type(x));
   check_plane_tensor(label, rstd, x, "rstd", accumulation_type(x));
 }
+
+// adain_fwd's and adain_bwd's arguments, checked, as each backend's kernels take them.
+struct ForwardArgs {
+  const at::Tensor& x;
+  const at::Tensor& scale;
+  const at::Tensor& bias;
+  double eps;
+};
+struct BackwardArgs {
+  const at::Tensor& dy;
+  const at::Tensor& x;
+  const at::Tensor& scale;
+  const at::Tensor& mean;
+  const at::Tensor& rstd;
+  std::array<bool, 3> output_mask;
+};
+
+// (y, mean, rstd) forward, (dx, dscale, dbias) backward.
+using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+// The functions a backend registers (adain.cpp for CPU, adain_cuda.cu for CUDA), with the op
+// schema's parameters written once: the checks above, their messages naming kLabel, then the
+// backend's forward(const ForwardArgs&) or backward(const BackwardArgs&).
+template <const Label& kLabel, auto forward, auto backward>
+struct EntryPoints {
+  static Outputs fwd(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& bias,
+                     double eps) {
+    check_inputs(kLabel, x, scale, bias);
+    return forward(ForwardArgs{x, scale, bias, eps});
+  }
+
+  static Outputs bwd(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& scale,
+                     const at::Tensor& mean, const at::Tensor& rstd,
+                     std::array<bool, 3> output_mask) {
+    check_backward(kLabel, dy, x, scale, mean, rstd);
+    return backward(BackwardArgs{dy, x, scale, mean, rstd, output_mask});
+  }
+};
 
 }  // namespace adain
 }  // namespace stylegan_fast

@@ -14,30 +14,23 @@ namespace {
 
 constexpr Label kLabel{"adain", kCudaBackend};
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_fwd_cuda(const at::Tensor& x,
-                                                              const at::Tensor& scale,
-                                                              const at::Tensor& bias, double eps) {
-  adain::check_inputs(kLabel, x, scale, bias);
-  return plane_norm_forward(kLabel, x, std::nullopt, std::nullopt, std::nullopt, scale, bias,
-                            1.0, 1.0, eps);
+adain::Outputs forward(const adain::ForwardArgs& a) {
+  return plane_norm_forward(kLabel, a.x, std::nullopt, std::nullopt, std::nullopt, a.scale, a.bias,
+                            1.0, 1.0, a.eps);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_bwd_cuda(const at::Tensor& dy,
-                                                              const at::Tensor& x,
-                                                              const at::Tensor& scale,
-                                                              const at::Tensor& mean,
-                                                              const at::Tensor& rstd,
-                                                              std::array<bool, 3> output_mask) {
-  adain::check_backward(kLabel, dy, x, scale, mean, rstd);
+adain::Outputs backward(const adain::BackwardArgs& a) {
   // layer_epilogue's gradients of (x, scale, style_bias).
   const auto grads = plane_norm_backward(
-      kLabel, dy, x, std::nullopt, std::nullopt, std::nullopt, scale, mean, rstd, 1.0, 1.0,
-      {output_mask[0], false, false, false, output_mask[1], output_mask[2]});
+      kLabel, a.dy, a.x, std::nullopt, std::nullopt, std::nullopt, a.scale, a.mean, a.rstd, 1.0,
+      1.0, {a.output_mask[0], false, false, false, a.output_mask[1], a.output_mask[2]});
   return {grads[0], grads[4], grads[5]};
 }
 
+using Cuda = adain::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(adain, CUDA, adain_fwd_cuda, adain_bwd_cuda)
+STYLEGAN_FAST_REGISTER_FWD_BWD(adain, CUDA, Cuda::fwd, Cuda::bwd)
 
 }  // namespace stylegan_fast

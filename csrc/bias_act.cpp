@@ -120,11 +120,8 @@ void backward_kernel(const scalar_t* dy, const scalar_t* x, const scalar_t* b, s
   }
 }
 
-at::Tensor bias_act_fwd_cpu(const at::Tensor& x, const std::optional<at::Tensor>& b,
-                            int64_t dim, c10::string_view act, double alpha, double gain,
-                            std::optional<double> clamp) {
-  bias_act::check_inputs(kLabel, x, b, dim);
-  const bias_act::Act a = bias_act::parse_act(act, kLabel);
+at::Tensor forward(const bias_act::ForwardArgs& args) {
+  const auto& [x, b, dim, a, alpha, gain, clamp] = args;
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
   const at::Tensor bc = b.has_value() ? b->contiguous() : at::Tensor();
@@ -142,15 +139,9 @@ at::Tensor bias_act_fwd_cpu(const at::Tensor& x, const std::optional<at::Tensor>
   return y;
 }
 
-std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cpu(const at::Tensor& dy, const at::Tensor& x,
-                                                    const std::optional<at::Tensor>& b,
-                                                    int64_t dim, c10::string_view act,
-                                                    double alpha, double gain,
-                                                    std::optional<double> clamp,
-                                                    bool compute_db) {
-  bias_act::check_inputs(kLabel, x, b, dim);
-  at::Tensor db = bias_act::check_backward_and_new_db(kLabel, dy, x, b, dim, compute_db);
-  const bias_act::Act a = bias_act::parse_act(act, kLabel);
+bias_act::BackwardOutputs backward(const bias_act::BackwardArgs& args, at::Tensor db) {
+  const auto& [dy, forward_args, compute_db] = args;
+  const auto& [x, b, dim, a, alpha, gain, clamp] = forward_args;
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
   const at::Tensor dyc = dy.contiguous(format);
@@ -170,8 +161,10 @@ std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cpu(const at::Tensor& dy, const 
   return {dx, db};
 }
 
+using Cpu = bias_act::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(bias_act, CPU, bias_act_fwd_cpu, bias_act_bwd_cpu)
+STYLEGAN_FAST_REGISTER_FWD_BWD(bias_act, CPU, Cpu::fwd, Cpu::bwd)
 
 }  // namespace stylegan_fast

@@ -1,5 +1,5 @@
-// bias_act's element math, argument checks and view of the bias axis, shared by its CPU kernels
-// (bias_act.cpp) and CUDA kernels (bias_act_cuda.cu):
+// bias_act's element math, argument checks, view of the bias axis and entry points, shared by
+// its CPU kernels (bias_act.cpp) and CUDA kernels (bias_act_cuda.cu):
 //
 //   y  = clamp(act(x + b) * gain, -clamp, clamp)
 //   dx = act'(x + b) * gain * [|act(x + b) * gain| within clamp] * dy,   db = sum of dx over
@@ -20,6 +20,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 #include "common.h"
@@ -228,6 +229,49 @@ inline at::Tensor check_backward_and_new_db(const Label& label, const at::Tensor
   if (x.numel() == 0) db.zero_();  // sums over nothing
   return db;
 }
+
+// bias_act_fwd's and bias_act_bwd's arguments, checked (the activation parsed), as each
+// backend's kernels take them.
+struct ForwardArgs {
+  const at::Tensor& x;
+  const std::optional<at::Tensor>& b;
+  int64_t dim;
+  Act act;
+  double alpha, gain;
+  std::optional<double> clamp;
+};
+struct BackwardArgs {
+  const at::Tensor& dy;
+  ForwardArgs forward;  // x, b and the activation
+  bool compute_db;
+};
+
+// (dx, db).
+using BackwardOutputs = std::tuple<at::Tensor, at::Tensor>;
+
+// The functions a backend registers (bias_act.cpp for CPU, bias_act_cuda.cu for CUDA), with the
+// op schema's parameters written once: the checks above, their messages naming kLabel, then
+// the backend's forward(const ForwardArgs&) or backward(const BackwardArgs&, db) with db from
+// check_backward_and_new_db.
+template <const Label& kLabel, auto forward, auto backward>
+struct EntryPoints {
+  static at::Tensor fwd(const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim,
+                        c10::string_view act, double alpha, double gain,
+                        std::optional<double> clamp) {
+    check_inputs(kLabel, x, b, dim);
+    return forward(ForwardArgs{x, b, dim, parse_act(act, kLabel), alpha, gain, clamp});
+  }
+
+  static BackwardOutputs bwd(const at::Tensor& dy, const at::Tensor& x,
+                             const std::optional<at::Tensor>& b, int64_t dim,
+                             c10::string_view act, double alpha, double gain,
+                             std::optional<double> clamp, bool compute_db) {
+    check_inputs(kLabel, x, b, dim);
+    at::Tensor db = check_backward_and_new_db(kLabel, dy, x, b, dim, compute_db);
+    const Act a = parse_act(act, kLabel);
+    return backward(BackwardArgs{dy, {x, b, dim, a, alpha, gain, clamp}, compute_db}, db);
+  }
+};
 
 }  // namespace bias_act
 }  // namespace stylegan_fast

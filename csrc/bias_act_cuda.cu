@@ -294,11 +294,8 @@ void launch(const Operands& io, const Geometry& g, const Op& op, bool has_bias, 
   }
 }
 
-at::Tensor bias_act_fwd_cuda(const at::Tensor& x, const std::optional<at::Tensor>& b,
-                             int64_t dim, c10::string_view act, double alpha, double gain,
-                             std::optional<double> clamp) {
-  bias_act::check_inputs(kLabel, x, b, dim);
-  const bias_act::Act a = bias_act::parse_act(act, kLabel);
+at::Tensor forward(const bias_act::ForwardArgs& args) {
+  const auto& [x, b, dim, a, alpha, gain, clamp] = args;
   const c10::cuda::CUDAGuard guard(x.device());
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = aligned_dense(x, format);
@@ -318,16 +315,10 @@ at::Tensor bias_act_fwd_cuda(const at::Tensor& x, const std::optional<at::Tensor
   return y;
 }
 
-std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cuda(const at::Tensor& dy, const at::Tensor& x,
-                                                     const std::optional<at::Tensor>& b,
-                                                     int64_t dim, c10::string_view act,
-                                                     double alpha, double gain,
-                                                     std::optional<double> clamp,
-                                                     bool compute_db) {
-  bias_act::check_inputs(kLabel, x, b, dim);
+bias_act::BackwardOutputs backward(const bias_act::BackwardArgs& args, at::Tensor db) {
+  const auto& [dy, forward_args, compute_db] = args;
+  const auto& [x, b, dim, a, alpha, gain, clamp] = forward_args;
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor db = bias_act::check_backward_and_new_db(kLabel, dy, x, b, dim, compute_db);
-  const bias_act::Act a = bias_act::parse_act(act, kLabel);
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = aligned_dense(x, format);
   const at::Tensor dyc = aligned_dense(dy, format);
@@ -347,8 +338,10 @@ std::tuple<at::Tensor, at::Tensor> bias_act_bwd_cuda(const at::Tensor& dy, const
   return {dx, db};
 }
 
+using Cuda = bias_act::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(bias_act, CUDA, bias_act_fwd_cuda, bias_act_bwd_cuda)
+STYLEGAN_FAST_REGISTER_FWD_BWD(bias_act, CUDA, Cuda::fwd, Cuda::bwd)
 
 }  // namespace stylegan_fast

@@ -509,13 +509,9 @@ Planes<scalar_t> planes_of(const at::Tensor& x, const plane_norm::Prologue& prol
   return p;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_epilogue_fwd_cpu(
-    const at::Tensor& x, const std::optional<at::Tensor>& noise,
-    const std::optional<at::Tensor>& noise_strength, const std::optional<at::Tensor>& bias,
-    const at::Tensor& scale, const at::Tensor& style_bias, double alpha, double gain,
-    double eps) {
-  layer_epilogue::check_inputs(kLabel, x, noise, noise_strength, bias, scale);
-  layer_epilogue::check_like_x(kLabel, style_bias, x, "style_bias", scale.sizes());
+layer_epilogue::ForwardOutputs forward(const layer_epilogue::ForwardArgs& args) {
+  const auto& [in, style_bias, alpha, gain, eps] = args;
+  const auto& [x, noise, noise_strength, bias, scale] = in;
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format);
   const plane_norm::Prologue prologue =
@@ -539,15 +535,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layer_epilogue_fwd_cpu(
   return {y, mean, rstd};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>
-layer_epilogue_bwd_cpu(const at::Tensor& dy, const at::Tensor& x,
-                       const std::optional<at::Tensor>& noise,
-                       const std::optional<at::Tensor>& noise_strength,
-                       const std::optional<at::Tensor>& bias, const at::Tensor& scale,
-                       const at::Tensor& mean, const at::Tensor& rstd, double alpha, double gain,
-                       std::array<bool, 6> output_mask) {
-  layer_epilogue::check_inputs(kLabel, x, noise, noise_strength, bias, scale);
-  layer_epilogue::check_backward(kLabel, dy, x, noise, bias, mean, rstd, output_mask);
+layer_epilogue::BackwardOutputs backward(const layer_epilogue::BackwardArgs& args) {
+  const auto& [dy, in, mean, rstd, alpha, gain, output_mask] = args;
+  const auto& [x, noise, noise_strength, bias, scale] = in;
   const int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   const auto format = kernel_memory_format(x);
   const at::Tensor xc = x.contiguous(format), dyc = dy.contiguous(format);
@@ -634,8 +624,10 @@ layer_epilogue_bwd_cpu(const at::Tensor& dy, const at::Tensor& x,
   return {dx, dnoise, dstrength, dbias, dscale, dstyle_bias};
 }
 
+using Cpu = layer_epilogue::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(layer_epilogue, CPU, layer_epilogue_fwd_cpu, layer_epilogue_bwd_cpu)
+STYLEGAN_FAST_REGISTER_FWD_BWD(layer_epilogue, CPU, Cpu::fwd, Cpu::bwd)
 
 }  // namespace stylegan_fast

@@ -1,10 +1,11 @@
-// layer_epilogue's argument checks, shared by its CPU kernels (layer_epilogue.cpp) and its CUDA
-// entry points (layer_epilogue_cuda.cu). The math is plane_norm.h's (the op is the plane
-// normalisation with the noise + bias + leaky ReLU prologue).
+// layer_epilogue's argument checks and entry points, shared by its CPU kernels
+// (layer_epilogue.cpp) and its CUDA kernels (layer_epilogue_cuda.cu). The math is plane_norm.h's
+// (the op is the plane normalisation with the noise + bias + leaky ReLU prologue).
 #pragma once
 
 #include <array>
 #include <optional>
+#include <tuple>
 
 #include "plane_norm.h"
 
@@ -59,6 +60,63 @@ inline void check_backward(const Label& label, const at::Tensor& dy, const at::T
               ": dnoise and dnoise_strength need noise and noise_strength");
   TORCH_CHECK(!output_mask[3] || bias.has_value(), label, ": dbias needs bias");
 }
+
+// layer_epilogue_fwd's and layer_epilogue_bwd's arguments, checked, as each backend's kernels
+// take them. Inputs: those both directions take (check_inputs).
+struct Inputs {
+  const at::Tensor& x;
+  const std::optional<at::Tensor>& noise;
+  const std::optional<at::Tensor>& noise_strength;
+  const std::optional<at::Tensor>& bias;
+  const at::Tensor& scale;
+};
+struct ForwardArgs {
+  Inputs in;
+  const at::Tensor& style_bias;
+  double alpha, gain, eps;
+};
+struct BackwardArgs {
+  const at::Tensor& dy;
+  Inputs in;
+  const at::Tensor& mean;
+  const at::Tensor& rstd;
+  double alpha, gain;
+  std::array<bool, 6> output_mask;
+};
+
+// (y, mean, rstd).
+using ForwardOutputs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+// The gradients of (x, noise, noise_strength, bias, scale, style_bias).
+using BackwardOutputs =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+// The functions a backend registers (layer_epilogue.cpp for CPU, layer_epilogue_cuda.cu for
+// CUDA), with the op schema's parameters written once: the checks above, their messages naming
+// kLabel, then the backend's forward(const ForwardArgs&) or backward(const BackwardArgs&).
+template <const Label& kLabel, auto forward, auto backward>
+struct EntryPoints {
+  static ForwardOutputs fwd(const at::Tensor& x, const std::optional<at::Tensor>& noise,
+                            const std::optional<at::Tensor>& noise_strength,
+                            const std::optional<at::Tensor>& bias, const at::Tensor& scale,
+                            const at::Tensor& style_bias, double alpha, double gain, double eps) {
+    check_inputs(kLabel, x, noise, noise_strength, bias, scale);
+    check_like_x(kLabel, style_bias, x, "style_bias", scale.sizes());
+    return forward(
+        ForwardArgs{{x, noise, noise_strength, bias, scale}, style_bias, alpha, gain, eps});
+  }
+
+  static BackwardOutputs bwd(const at::Tensor& dy, const at::Tensor& x,
+                             const std::optional<at::Tensor>& noise,
+                             const std::optional<at::Tensor>& noise_strength,
+                             const std::optional<at::Tensor>& bias, const at::Tensor& scale,
+                             const at::Tensor& mean, const at::Tensor& rstd, double alpha,
+                             double gain, std::array<bool, 6> output_mask) {
+    check_inputs(kLabel, x, noise, noise_strength, bias, scale);
+    check_backward(kLabel, dy, x, noise, bias, mean, rstd, output_mask);
+    return backward(BackwardArgs{dy, {x, noise, noise_strength, bias, scale}, mean, rstd, alpha,
+                                 gain, output_mask});
+  }
+};
 
 }  // namespace layer_epilogue
 }  // namespace stylegan_fast

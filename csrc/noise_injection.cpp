@@ -207,9 +207,8 @@ Geometry describe(const at::Tensor& x, const at::Tensor& noise) {
   return g;
 }
 
-at::Tensor noise_injection_fwd_cpu(const at::Tensor& x, const at::Tensor& noise,
-                                   const at::Tensor& strength) {
-  noise_injection::check_inputs(kLabel, x, noise, strength, "x");
+at::Tensor forward(const noise_injection::ForwardArgs& args) {
+  const auto& [x, noise, strength] = args;
   const auto format = kernel_memory_format(x);
   at::Tensor y = new_output(x, format);
   if (x.numel() == 0) return y;
@@ -227,12 +226,8 @@ at::Tensor noise_injection_fwd_cpu(const at::Tensor& x, const at::Tensor& noise,
   return y;
 }
 
-std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cpu(const at::Tensor& dy,
-                                                           const at::Tensor& noise,
-                                                           const at::Tensor& strength,
-                                                           bool compute_dnoise,
-                                                           bool compute_dstrength) {
-  noise_injection::check_inputs(kLabel, dy, noise, strength, "dy");
+noise_injection::BackwardOutputs backward(const noise_injection::BackwardArgs& args) {
+  const auto& [dy, noise, strength, compute_dnoise, compute_dstrength] = args;
   at::Tensor dnoise, dstrength;
   if (!noise_injection::new_grads(dy, noise, strength, compute_dnoise, compute_dstrength, dnoise,
                                   dstrength)) {
@@ -297,8 +292,10 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cpu(const at::Tensor& dy,
   return {dnoise, dstrength};
 }
 
+using Cpu = noise_injection::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(noise_injection, CPU, noise_injection_fwd_cpu, noise_injection_bwd_cpu)
+STYLEGAN_FAST_REGISTER_FWD_BWD(noise_injection, CPU, Cpu::fwd, Cpu::bwd)
 
 }  // namespace stylegan_fast

@@ -1,5 +1,5 @@
-// noise_injection's element math, argument checks and backward outputs, shared by its CPU
-// kernels (noise_injection.cpp) and CUDA kernels (noise_injection_cuda.cu):
+// noise_injection's element math, argument checks, backward outputs and entry points, shared by
+// its CPU kernels (noise_injection.cpp) and CUDA kernels (noise_injection_cuda.cu):
 //
 //   y         = x + strength[c] * noise[n', 0, h, w]     (n' = n, or 0 for batch-shared noise)
 //   dnoise    = sum over c (and over n when noise is shared) of dy * strength[c]
@@ -7,6 +7,8 @@
 //
 // layer_epilogue's prologue injects noise with the same function (plane_norm.h).
 #pragma once
+
+#include <tuple>
 
 #include "common.h"
 
@@ -58,6 +60,41 @@ inline bool new_grads(const at::Tensor& dy, const at::Tensor& noise, const at::T
   dstrength.zero_();
   return false;
 }
+
+// noise_injection_fwd's and noise_injection_bwd's arguments, checked, as each backend's
+// kernels take them.
+struct ForwardArgs {
+  const at::Tensor& x;
+  const at::Tensor& noise;
+  const at::Tensor& strength;
+};
+struct BackwardArgs {
+  const at::Tensor& dy;
+  const at::Tensor& noise;
+  const at::Tensor& strength;
+  bool compute_dnoise, compute_dstrength;
+};
+
+// (dnoise, dstrength).
+using BackwardOutputs = std::tuple<at::Tensor, at::Tensor>;
+
+// The functions a backend registers (noise_injection.cpp for CPU, noise_injection_cuda.cu for
+// CUDA), with the op schema's parameters written once: check_inputs, its messages naming
+// kLabel, then the backend's forward(const ForwardArgs&) or backward(const BackwardArgs&).
+template <const Label& kLabel, auto forward, auto backward>
+struct EntryPoints {
+  static at::Tensor fwd(const at::Tensor& x, const at::Tensor& noise, const at::Tensor& strength) {
+    check_inputs(kLabel, x, noise, strength, "x");
+    return forward(ForwardArgs{x, noise, strength});
+  }
+
+  static BackwardOutputs bwd(const at::Tensor& dy, const at::Tensor& noise,
+                             const at::Tensor& strength, bool compute_dnoise,
+                             bool compute_dstrength) {
+    check_inputs(kLabel, dy, noise, strength, "dy");
+    return backward(BackwardArgs{dy, noise, strength, compute_dnoise, compute_dstrength});
+  }
+};
 
 }  // namespace noise_injection
 }  // namespace stylegan_fast

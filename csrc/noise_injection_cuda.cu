@@ -236,9 +236,8 @@ Params params_of(const at::Tensor& x, const at::Tensor& noise, const at::Tensor&
   return p;
 }
 
-at::Tensor noise_injection_fwd_cuda(const at::Tensor& x, const at::Tensor& noise,
-                                    const at::Tensor& strength) {
-  noise_injection::check_inputs(kLabel, x, noise, strength, "x");
+at::Tensor forward(const noise_injection::ForwardArgs& args) {
+  const auto& [x, noise, strength] = args;
   const c10::cuda::CUDAGuard guard(x.device());
   const auto format = kernel_memory_format(x);
   at::Tensor y = new_output(x, format);
@@ -256,12 +255,8 @@ at::Tensor noise_injection_fwd_cuda(const at::Tensor& x, const at::Tensor& noise
   return y;
 }
 
-std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cuda(const at::Tensor& dy,
-                                                            const at::Tensor& noise,
-                                                            const at::Tensor& strength,
-                                                            bool compute_dnoise,
-                                                            bool compute_dstrength) {
-  noise_injection::check_inputs(kLabel, dy, noise, strength, "dy");
+noise_injection::BackwardOutputs backward(const noise_injection::BackwardArgs& args) {
+  const auto& [dy, noise, strength, compute_dnoise, compute_dstrength] = args;
   const c10::cuda::CUDAGuard guard(dy.device());
   at::Tensor dnoise, dstrength;
   if (!noise_injection::new_grads(dy, noise, strength, compute_dnoise, compute_dstrength, dnoise,
@@ -298,8 +293,10 @@ std::tuple<at::Tensor, at::Tensor> noise_injection_bwd_cuda(const at::Tensor& dy
   return {dnoise, dstrength};
 }
 
+using Cuda = noise_injection::EntryPoints<kLabel, forward, backward>;
+
 }  // namespace
 
-STYLEGAN_FAST_REGISTER_FWD_BWD(noise_injection, CUDA, noise_injection_fwd_cuda, noise_injection_bwd_cuda)
+STYLEGAN_FAST_REGISTER_FWD_BWD(noise_injection, CUDA, Cuda::fwd, Cuda::bwd)
 
 }  // namespace stylegan_fast
