@@ -15,7 +15,11 @@ A new op ``<op>`` touches these files (every current op has each of them):
 6. ``csrc/<op>.cpp``: the CPU kernels, registered with
    ``STYLEGAN_FAST_REGISTER_FWD_BWD(<op>, CPU, <fwd>, <bwd>)`` (csrc/registration.h; an op
    without a bwd op writes its ``TORCH_LIBRARY_IMPL(stylegan_fast, CPU, m)`` block itself).
-7. ``csrc/<op>_cuda.cu``: the CUDA kernels, likewise for the ``CUDA`` key.
+7. ``csrc/<op>_cuda.cu``: the CUDA kernels, likewise for the ``CUDA`` key. Both include
+   ``csrc/<op>.h``: the element math and checks as ``C10_HOST_DEVICE`` functions, and
+   ``EntryPoints<label, forward, backward>``, the registered functions (the schema's
+   parameters, then the checks) written once, calling each backend's kernels (upfirdn2d, with
+   no bwd op, writes its one registered function in each file).
 8. ``stylegan_fast/auto_preferences.json``: the op's ``impl="auto"`` order on CUDA tensors
    (``tests/test_preferences.py`` requires an entry per op, layout and size class).
 9. ``tests/ops/test_<op>.py``: the sections every op's tests have (see ARCHITECTURE.md),
