@@ -274,50 +274,12 @@ def _channel_schedule(owner: str, channels: dict[int, int], kwargs: Mapping):
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Scopes:
-    """Where a StyleGAN1 network's architecture shows in its variables: ``owner`` names it in
-    errors, ``prefix`` is where its ``<R>x<R>/`` block scopes are. The channels ``nf(stage)``
-    are the sizes of ``first = (stage, variable, ndim, axis)`` and, for each block of
-    resolution ``2 ** k`` from ``k = first_block`` up, of ``per_block = (variable, ndim,
-    axis)`` at stage ``k - 1`` (its name formatted with ``res=2 ** k``, ``lod=log2 - k``)."""
-
-    owner: str
-    prefix: str
-    first: tuple[int, str, int, int]
-    first_block: int
-    per_block: tuple[str, int, int]
-
-    def channel_sources(self, log2: int) -> dict[int, tuple[str, int, int]]:
-        """``{stage: (variable, ndim, axis)}`` of a network whose top block is ``2 ** log2``."""
-        stage, *source = self.first
-        sources = {stage: tuple(source)}
-        name, ndim, axis = self.per_block
-        for k in range(self.first_block, log2 + 1):
-            sources[k - 1] = (name.format(res=2**k, lod=log2 - k), ndim, axis)
-        return sources
-
-
-_G_SCOPES = _Scopes(
-    owner="StyleGAN1 generator",
-    prefix="G_synthesis/",
-    first=(1, "G_synthesis/4x4/Const/const", 4, 1),  # the layers at 2 ** (stage + 1)
-    first_block=3,
-    per_block=("G_synthesis/{res}x{res}/Conv1/weight", 4, 3),
-)
-_D_SCOPES = _Scopes(
-    owner="StyleGAN1 discriminator",
-    prefix="",
-    first=(0, "4x4/Dense0/weight", 2, 1),  # stage 0: Dense0's width; then each fromRGB's
-    first_block=2,
-    per_block=("FromRGB_lod{lod}/weight", 4, 3),
-)
-
-
-def _architecture(scopes: _Scopes, shapes: Mapping, kwargs: Mapping):
+def _architecture(owner: str, shapes: Mapping, kwargs: Mapping, prefix: str, channel_sources):
     """The fields G's and D's configs share (resolution, fmap_*, blur, fused_scale,
-    progressive), after refusing the options our layers do not implement."""
-    owner = scopes.owner
+    progressive), after refusing the options our layers do not implement.
+
+    ``prefix``: where the ``<R>x<R>/`` block scopes are; ``channel_sources(log2)``: ``{stage:
+    (variable, its ndim, axis)}`` whose sizes are the channels ``nf(stage)``."""
     for key, expected in _FIXED_KWARGS.items():
         if key in kwargs and kwargs[key] != expected:
             raise ValueError(
@@ -330,11 +292,10 @@ def _architecture(scopes: _Scopes, shapes: Mapping, kwargs: Mapping):
     fused = kwargs.get("fused_scale", "auto")
     if fused not in ("auto", True, False):
         raise ValueError(f"{owner}: fused_scale={fused!r} is not one of 'auto', True, False")
-    resolution = _resolution(owner, shapes, scopes.prefix, kwargs)
-    sources = scopes.channel_sources(resolution.bit_length() - 1)
+    resolution = _resolution(owner, shapes, prefix, kwargs)
     channels = {
         stage: _shape(owner, shapes, name, ndim)[axis]
-        for stage, (name, ndim, axis) in sources.items()
+        for stage, (name, ndim, axis) in channel_sources(resolution.bit_length() - 1).items()
     }
     fmap_base, fmap_decay, fmap_max = _channel_schedule(owner, channels, kwargs)
     return dict(
@@ -366,9 +327,16 @@ def generator_config_from_variables(
         ValueError: naming the missing variable, the unsupported option or the channel
             counts no schedule reproduces.
     """
-    owner = _G_SCOPES.owner
+    owner = "StyleGAN1 generator"
     kwargs = dict(static_kwargs or {})
-    shared = _architecture(_G_SCOPES, shapes, kwargs)
+
+    def channel_sources(log2):  # stage -> (variable, ndim, axis): the layers at 2 ** (stage + 1)
+        sources = {1: ("G_synthesis/4x4/Const/const", 4, 1)}
+        for k in range(3, log2 + 1):
+            sources[k - 1] = (f"G_synthesis/{2**k}x{2**k}/Conv1/weight", 4, 3)
+        return sources
+
+    shared = _architecture(owner, shapes, kwargs, "G_synthesis/", channel_sources)
     img_channels = _shape(owner, shapes, "G_synthesis/ToRGB_lod0/weight", 4)[3]
     c_dim, z_dim = 0, None
     if "G_mapping/LabelConcat/weight" in shapes:
@@ -424,9 +392,16 @@ def discriminator_config_from_variables(
     Returns:
         A progressive config (every ``FromRGB_lod*`` has a layer to load into).
     """
-    owner = _D_SCOPES.owner
+    owner = "StyleGAN1 discriminator"
     kwargs = dict(static_kwargs or {})
-    shared = _architecture(_D_SCOPES, shapes, kwargs)
+
+    def channel_sources(log2):  # stage 0: Dense0's width; then each fromRGB's
+        sources = {0: ("4x4/Dense0/weight", 2, 1)}
+        for k in range(2, log2 + 1):
+            sources[k - 1] = (f"FromRGB_lod{log2 - k}/weight", 4, 3)
+        return sources
+
+    shared = _architecture(owner, shapes, kwargs, "", channel_sources)
     img_channels = _shape(owner, shapes, "FromRGB_lod0/weight", 4)[2]
     outputs = _shape(owner, shapes, "4x4/Dense1/weight", 2)[1]
     if "label_size" in kwargs:
